@@ -1,0 +1,129 @@
+"""Which feeds exist and what each holds, newest first.
+
+Feeds: `all`, one per topic, one per provider (by domain), and the named feeds
+of the config. Left-out records (unpublished, below `min_quality`) are counted
+here and appear in no feed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Iterable
+
+from .config import Config, NamedFeed
+from .entries import Entry
+from .urls import Urls, provider_domain, provider_key, slugify, topic_key
+
+# A feed with no entries still needs an `updated`; never "now" (output must be reproducible).
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+KINDS = ("all", "named", "topic", "provider")
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One feed: what it is called, where it lives, and its entries."""
+
+    key: str  # "all", "topics/ai", "providers/forbes.com", or a config name
+    kind: str  # one of KINDS
+    title: str
+    subtitle: str
+    language: str
+    home_url: str  # the HTML directory page
+    url_stem: str  # absolute URL without ".<fmt>"
+    topics_stem: str  # absolute URL prefix of topic feeds, for category links
+    icon: str | None
+    publisher: str  # the site title: feed-level author
+    ttl: int  # minutes between refreshes (RSS <ttl>)
+    entries: tuple[Entry, ...]  # newest first, at most the feed's size
+    total: int  # entries that matched, before the size cap
+    updated: datetime
+
+    def url(self, fmt: str) -> str:
+        return f"{self.url_stem}.{fmt}"
+
+
+def newest_first(entries: Iterable[Entry]) -> list[Entry]:
+    """Newest published first; ties broken by id, so the order is total."""
+    return sorted(entries, key=lambda e: (-e.published.timestamp(), e.id))
+
+
+def select_published(entries: Iterable[Entry], config: Config) -> tuple[list[Entry], dict[str, int]]:
+    """The entries that publish, and how many were left out for each reason."""
+    kept: list[Entry] = []
+    left_out: Counter[str] = Counter()
+    for entry in entries:
+        if not entry.is_published and not config.include_unpublished:
+            left_out["unpublished"] += 1
+        elif config.min_quality is not None and (entry.quality is None or entry.quality < config.min_quality):
+            left_out["below min_quality"] += 1
+        else:
+            kept.append(entry)
+    return kept, dict(sorted(left_out.items()))
+
+
+def build_catalog(entries: list[Entry], config: Config, urls: Urls) -> tuple[Feed, ...]:
+    """Every feed, in directory order: all, named (config order), topics, providers."""
+    ordered = newest_first(entries)
+
+    def feed(key: str, kind: str, title: str, subtitle: str, members: list[Entry],
+             icon: str | None = None, size: int | None = None) -> Feed:
+        shown = tuple(members[: size or config.entries_per_feed])
+        return Feed(key=key, kind=kind, title=title, subtitle=subtitle, language=config.language,
+                    home_url=urls.directory(), url_stem=urls.feed_stem(key),
+                    topics_stem=urls.feed_stem(topic_key("")), icon=icon, publisher=config.title,
+                    ttl=-(-config.refresh_seconds // 60), entries=shown,
+                    total=len(members), updated=max((e.updated for e in shown), default=EPOCH))
+
+    feeds = [feed("all", "all", config.title, config.description, ordered)]
+    for named in config.named_feeds:
+        matches = _matcher(named)
+        members = [e for e in ordered if matches(e)]
+        feeds.append(feed(named.name, "named", named.title, named.subtitle, members, size=named.entries))
+    by_topic: dict[str, list[Entry]] = defaultdict(list)
+    labels: dict[str, Counter[str]] = defaultdict(Counter)
+    for entry in ordered:
+        for topic in entry.topics:
+            by_topic[topic.slug].append(entry)
+            labels[topic.slug][topic.label] += 1
+    for slug in sorted(by_topic):
+        label = _most_common(labels[slug])
+        feeds.append(feed(topic_key(slug), "topic", f"{label} · {config.title}",
+                          f"News about {label}.", by_topic[slug]))
+    by_provider: dict[str, list[Entry]] = defaultdict(list)
+    for entry in ordered:
+        if entry.provider_domain:
+            by_provider[entry.provider_domain].append(entry)
+    for domain in sorted(by_provider):
+        members = by_provider[domain]
+        name = _most_common(Counter(e.author.name for e in members if e.author)) or domain
+        icon = next((e.provider_icon for e in members if e.provider_icon), None)
+        feeds.append(feed(provider_key(domain), "provider", f"{name} · {config.title}",
+                          f"News from {domain}.", members, icon=icon))
+    return tuple(feeds)
+
+
+def _most_common(counts: Counter[str]) -> str:
+    """The most frequent value; ties go to the first in sort order (deterministic)."""
+    if not counts:
+        return ""
+    return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+
+
+def _matcher(named: NamedFeed) -> Callable[[Entry], bool]:
+    """A predicate for a named feed's filters: each given filter must match."""
+    topics = {slugify(t) for t in named.topics}
+    providers = {provider_domain(p) or p.lower() for p in named.providers}
+    categories = {c.casefold() for c in named.categories}
+    types = {t.casefold() for t in named.types}
+
+    def matches(entry: Entry) -> bool:
+        return ((not topics or any(t.slug in topics for t in entry.topics))
+                and (not providers or entry.provider_domain in providers)
+                and (not categories or (entry.category or "").casefold() in categories)
+                and (not types or (entry.type or "").casefold() in types)
+                and (named.min_quality is None
+                     or (entry.quality is not None and entry.quality >= named.min_quality)))
+
+    return matches

@@ -1,0 +1,54 @@
+"""A `Feed` -> JSON Feed 1.1 bytes (https://www.jsonfeed.org/version/1.1/)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from .catalog import Feed
+from .entries import Entry
+
+VERSION = "https://jsonfeed.org/version/1.1"
+
+
+def render_json(feed: Feed) -> bytes:
+    """The feed as a JSON Feed 1.1 document; keys in a fixed order, UTF-8."""
+    document: dict[str, Any] = {
+        "version": VERSION,
+        "title": feed.title,
+        "home_page_url": feed.home_url,
+        "feed_url": feed.url("json"),
+        "description": feed.subtitle,
+        "authors": [{"name": feed.publisher}],
+        "language": feed.language,
+    }
+    if feed.icon:
+        document["icon"] = feed.icon
+        document["favicon"] = feed.icon
+    document["items"] = [_item(entry) for entry in feed.entries]
+    return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def _item(entry: Entry) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": entry.id,
+        "url": entry.link,
+        "title": entry.title,
+        "content_html": entry.content_html,
+    }
+    if entry.summary:
+        item["summary"] = entry.summary
+    if entry.image:
+        item["image"] = entry.image.url
+    item["date_published"] = _rfc3339(entry.published)
+    item["date_modified"] = _rfc3339(entry.updated)
+    if entry.author:
+        item["authors"] = [{"name": entry.author.name, **({"url": entry.author.uri} if entry.author.uri else {})}]
+    if entry.topics:
+        item["tags"] = [topic.label for topic in entry.topics]
+    return item
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

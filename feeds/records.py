@@ -1,0 +1,267 @@
+"""The seed folder -> `Record`s: each file becomes a record or a diagnostic.
+
+A record holds the seed's fields typed and checked (dates aware, URLs
+absolute http(s)) but its text not yet sanitized; `entries.py` does that.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from .fields import Diagnostic, Fields, Unusable
+from .front_matter import FrontMatterError, has_front_matter, split_seed
+from .urls import http_url, provider_domain
+
+
+@dataclass(frozen=True)
+class SeedFile:
+    """A file found in the seed folder; its stat tells whether it changed."""
+
+    rel: str
+    path: Path
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+
+
+@dataclass(frozen=True)
+class Image:
+    url: str
+    width: int | None = None
+    height: int | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str | None
+    domain: str | None
+    images: tuple[Image, ...] = ()
+
+
+@dataclass(frozen=True)
+class Related:
+    title: str
+    url: str | None
+    excerpt: str | None
+    published: datetime | None
+    provider: Provider | None
+    quality: int | None
+
+
+@dataclass(frozen=True)
+class Record:
+    """One usable seed file, typed; text still as the author wrote it."""
+
+    file: str
+    title: str
+    url: str  # originalUrl, else webUrl
+    web_url: str | None
+    published: datetime
+    updated: datetime
+    excerpt: str | None
+    category: str | None
+    type: str | None
+    locale: str | None
+    quality: int | None
+    heat: int | None
+    is_published: bool
+    provider: Provider | None
+    topics: tuple[str, ...]
+    tags: tuple[str, ...]
+    images: tuple[Image, ...]
+    related: tuple[Related, ...]
+    body: str
+
+
+def scan_folder(root: Path, globs: Iterable[str]) -> tuple[list[SeedFile], list[Diagnostic]]:
+    """Every seed file under `root` (recursively, sorted, hidden names skipped).
+
+    Symlinks that lead outside `root` are not followed, and are reported.
+    """
+    globs = tuple(globs)
+    root = root.resolve()
+    if not root.is_dir():
+        # Raise rather than report "no files": an unmounted folder must not empty the feeds.
+        raise FileNotFoundError(f"seed folder {root} is missing")
+    found: list[SeedFile] = []
+    notes: list[Diagnostic] = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in dirs:
+            if os.path.islink(os.path.join(folder, name)):
+                rel = os.path.relpath(os.path.join(folder, name), root)
+                notes.append(Diagnostic(rel, "(file)", "warning", "symlinked folder not followed"))
+        for name in sorted(files):
+            if name.startswith(".") or not any(fnmatch.fnmatch(name, g) for g in globs):
+                continue
+            path = Path(folder, name)
+            rel = path.relative_to(root).as_posix()
+            if path.is_symlink() and not path.resolve().is_relative_to(root):
+                notes.append(Diagnostic(rel, "(file)", "warning", "symlink to outside the seed folder not followed"))
+                continue
+            try:
+                st = path.stat()
+            except OSError as exc:
+                notes.append(Diagnostic(rel, "(file)", "error", f"cannot stat: {exc.strerror}"))
+                continue
+            found.append(SeedFile(rel, path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+    return found, notes
+
+
+def read_record(seed: SeedFile) -> tuple[Record | None, list[Diagnostic]]:
+    """Read and check one seed file: a record (maybe with warnings) or an error."""
+    try:
+        text = decode(seed.path.read_bytes())
+        if not has_front_matter(text):
+            raise Unusable("(front matter)", "no front matter: the file must open with a '---' line")
+        data, body = split_seed(text)
+    except Unusable as exc:
+        return None, [Diagnostic(seed.rel, exc.field, "error", exc.message)]
+    except OSError as exc:
+        return None, [Diagnostic(seed.rel, "(file)", "error", f"cannot read: {exc.strerror}")]
+    except (yaml.YAMLError, FrontMatterError) as exc:
+        return None, [Diagnostic(seed.rel, "(yaml)", "error", _one_line(exc))]
+    fields = Fields(seed.rel, data)
+    try:
+        record = to_record(fields, body)
+    except Unusable as exc:
+        return None, [*fields.warnings, Diagnostic(seed.rel, exc.field, "error", exc.message)]
+    return record, fields.warnings
+
+
+def decode(raw: bytes) -> str:
+    """Seed bytes -> text: UTF-8 (BOM optional) or UTF-16 with a BOM."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encoding = "utf-16"
+    else:
+        encoding = "utf-8-sig"
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise Unusable("(encoding)", f"not valid {encoding.upper()} at byte {exc.start}") from None
+    if "\x00" in text:
+        raise Unusable("(encoding)", "contains NUL bytes: a binary file?")
+    return text
+
+
+def to_record(f: Fields, body: str) -> Record:
+    """The typed record of one front-matter mapping; raises `Unusable`."""
+    title = f.text("title", required=True)
+    url, web_url = _article_urls(f)
+    published = f.date("publishedDateTime", required=True)
+    updated = f.date("updatedDateTime") or published
+    if updated < published:
+        f.warn("updatedDateTime", "earlier than publishedDateTime; publishedDateTime used")
+        updated = published
+    return Record(
+        file=f.file, title=title, url=url, web_url=web_url,
+        published=published, updated=updated,
+        excerpt=f.text("excerpt"), category=f.text("category"), type=f.text("type"),
+        locale=f.text("locale"), quality=f.integer("quality"), heat=f.integer("heat"),
+        is_published=f.boolean("published", default=True),
+        provider=_provider(f, "provider"),
+        topics=_texts(f, "topics"), tags=_texts(f, "tags"),
+        images=_images(f, "images"), related=_related(f),
+        body=body,
+    )
+
+
+def _url(f: Fields, key: str) -> str | None:
+    raw = f.text(key)
+    if raw is None:
+        return None
+    url = http_url(raw)
+    if url is None:
+        f.warn(key, f"not an absolute http(s) URL: {raw[:100]!r}; ignored")
+    return url
+
+
+def _article_urls(f: Fields) -> tuple[str, str | None]:
+    raw = {key: f.text(key) for key in ("originalUrl", "webUrl")}
+    checked = {key: http_url(value) if value else None for key, value in raw.items()}
+    url = checked["originalUrl"] or checked["webUrl"]
+    if url is None:
+        bad = "originalUrl" if raw["originalUrl"] else "webUrl"
+        reason = f"not an absolute http(s) URL: {raw[bad][:100]!r}" if raw[bad] else "is missing"
+        raise Unusable(bad, f"{reason} (an http(s) originalUrl or webUrl is required)")
+    for key, value in raw.items():
+        if value and checked[key] is None:
+            f.warn(key, f"not an absolute http(s) URL: {value[:100]!r}; ignored")
+    return url, checked["webUrl"]
+
+
+def _texts(f: Fields, key: str) -> tuple[str, ...]:
+    out = []
+    for i, item in enumerate(f.items(key)):
+        text = f.nested({"item": item}, f"{key}[{i}].").text("item")
+        if text is not None and text.strip():
+            out.append(text)
+    return tuple(out)
+
+
+def _mappings(f: Fields, key: str) -> list[tuple[int, Fields]]:
+    out = []
+    for i, item in enumerate(f.items(key)):
+        if isinstance(item, dict):
+            out.append((i, f.nested(item, f"{key}[{i}].")))
+        else:
+            f.warn(f"{key}[{i}]", f"expected a mapping, got a {type(item).__name__}; ignored")
+    return out
+
+
+def _images(f: Fields, key: str) -> tuple[Image, ...]:
+    images = []
+    for _, g in _mappings(f, key):
+        url = _url(g, "url")
+        if url:
+            width, height = g.integer("width"), g.integer("height")
+            images.append(Image(url, _positive(width), _positive(height), g.text("title")))
+    return tuple(images)
+
+
+def _provider(f: Fields, key: str) -> Provider | None:
+    value: Any = f.data.get(key)
+    if isinstance(value, str) and value.strip():
+        f.warn(key, "expected a mapping {name, domain}; the text is read as the name")
+        return Provider(name=str(value), domain=None)
+    mapping = f.mapping(key)
+    if mapping is None:
+        return None
+    g = f.nested(mapping, f"{key}.")
+    raw_domain = g.text("domain")
+    domain = provider_domain(raw_domain) if raw_domain else None
+    if raw_domain and domain is None:
+        g.warn("domain", f"not a host name: {raw_domain[:100]!r}; ignored")
+    return Provider(name=g.text("name"), domain=domain, images=_images(g, "images"))
+
+
+def _related(f: Fields) -> tuple[Related, ...]:
+    out = []
+    for _, g in _mappings(f, "related"):
+        title = g.text("title")
+        if not title:
+            g.warn("title", "related item without a title; ignored")
+            continue
+        out.append(Related(
+            title=title, url=_url(g, "webUrl"), excerpt=g.text("excerpt"),
+            published=g.date("publishedDateTime"), provider=_provider(g, "provider"),
+            quality=g.integer("quality"),
+        ))
+    return tuple(out)
+
+
+def _positive(value: int | None) -> int | None:
+    return value if value is not None and 0 < value < 100_000 else None
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:300]

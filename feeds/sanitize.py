@@ -1,0 +1,101 @@
+"""The one door for bleach: plain text, allowed HTML, allowed URL schemes.
+
+bleach is in security-fix-only maintenance; every call to it is in this module,
+so the sanitizer can be swapped without touching the rest.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import threading
+from contextvars import ContextVar
+from typing import Iterator
+
+import bleach
+from bleach.html5lib_shim import Filter
+
+from .urls import http_url
+
+ALLOWED_TAGS = frozenset({
+    "p", "br", "a", "em", "strong", "b", "i", "ul", "ol", "li", "blockquote",
+    "code", "pre", "h2", "h3", "h4", "img",
+})
+ALLOWED_ATTRIBUTES = {"a": ["href", "title"], "img": ["src", "alt", "width", "height"]}
+LINK_SCHEMES = ("http", "https", "mailto")
+IMAGE_SCHEMES = ("http", "https")
+
+# Characters XML 1.0 forbids (https://www.w3.org/TR/xml/#charsets), C1 controls, and
+# noncharacters: feedgen raises on the former, readers choke on the rest.
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
+_TAG_OR_ENTITY = re.compile(r"[<&]")
+
+_base_url: ContextVar[str | None] = ContextVar("base_url", default=None)
+_local = threading.local()  # bleach Cleaners are not thread-safe: one per thread
+
+
+class _AbsoluteUrls(Filter):
+    """Resolves relative href/src against the article URL; drops what is not http(s)."""
+
+    def __iter__(self) -> Iterator[dict]:
+        base = _base_url.get()
+        for token in super().__iter__():
+            if token["type"] in ("StartTag", "EmptyTag") and token["name"] in ("a", "img"):
+                attr, schemes = ((None, "href"), LINK_SCHEMES) if token["name"] == "a" else ((None, "src"), IMAGE_SCHEMES)
+                raw = token["data"].get(attr)
+                url = http_url(raw, base, schemes) if raw is not None else None
+                if url is None and token["name"] == "img":
+                    continue  # an image with no safe source is nothing
+                if url is None:
+                    token["data"].pop(attr, None)
+                else:
+                    token["data"][attr] = url
+            yield token
+
+
+def _cleaners() -> tuple[bleach.Cleaner, bleach.Cleaner]:
+    if not hasattr(_local, "cleaners"):
+        _local.cleaners = (
+            bleach.Cleaner(tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
+                           protocols=LINK_SCHEMES, strip=True, strip_comments=True,
+                           filters=[_AbsoluteUrls]),
+            bleach.Cleaner(tags=set(), attributes={}, strip=True, strip_comments=True),
+        )
+    return _local.cleaners
+
+
+def remove_forbidden(text: str) -> str:
+    """Drop characters that XML 1.0 forbids or discourages."""
+    return _FORBIDDEN.sub("", text)
+
+
+def plain_text(value: str) -> str:
+    """Text with no markup: tags stripped, entities decoded, whitespace collapsed,
+    forbidden characters removed. Text that only looks like a tag once decoded
+    (`&lt;script&gt;`) is stripped too, since some readers render titles as HTML."""
+    text = remove_forbidden(value)
+    for _ in range(4):
+        if not _TAG_OR_ENTITY.search(text):
+            break
+        decoded = remove_forbidden(html.unescape(_cleaners()[1].clean(text)))
+        if decoded == text:
+            break
+        text = decoded
+    return " ".join(text.split())
+
+
+def clean_html(fragment: str, base_url: str | None = None) -> str:
+    """HTML reduced to the allowlist; every link and image an absolute http(s) URL
+    (links may be mailto), relative ones resolved against `base_url`."""
+    token = _base_url.set(base_url)
+    try:
+        return _cleaners()[0].clean(remove_forbidden(fragment))
+    finally:
+        _base_url.reset(token)
+
+
+def safe_url(value: str | None, base_url: str | None = None) -> str | None:
+    """An absolute http(s) URL or None, whatever the disguise of the input."""
+    if value is None:
+        return None
+    return http_url(remove_forbidden(value), base_url)

@@ -1,0 +1,146 @@
+"""Every public path and slug, article identity, and URL checks.
+
+The paths are the public contract (readers bookmark them):
+
+    /feeds/all.<fmt>  /feeds/topics/<slug>.<fmt>  /feeds/providers/<domain>.<fmt>
+    /feeds/<name>.<fmt>  with <fmt> one of atom, rss, json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+import unicodedata
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
+
+FORMATS = ("atom", "rss", "json")
+DEFAULT_PORTS = {"http": "80", "https": "443"}
+_SLUG_RUN = re.compile(r"[^a-z0-9]+")
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# WHATWG URL parsing removes these anywhere in a URL, and C0 controls and spaces at its ends.
+_URL_INVISIBLE = re.compile(r"[\t\n\r]")
+_URL_EDGES = "".join(chr(c) for c in range(0x21))
+# Path segments Windows (and some tools) treat specially.
+_RESERVED_SLUGS = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)),
+                             *(f"lpt{i}" for i in range(10))})
+SLUG_MAX = 60
+
+
+class Urls:
+    """Builds every public path and absolute URL from the configured base URL."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+
+    def absolute(self, path: str) -> str:
+        return self.base_url + path
+
+    def directory(self) -> str:
+        return self.absolute("/")
+
+    def feed_path(self, key: str, fmt: str) -> str:
+        return f"/feeds/{key}.{fmt}"
+
+    def feed_stem(self, key: str) -> str:
+        """The feed's absolute URL without its `.<fmt>` suffix."""
+        return self.absolute(f"/feeds/{key}")
+
+
+def topic_key(slug: str) -> str:
+    return f"topics/{slug}"
+
+
+def provider_key(domain: str) -> str:
+    return f"providers/{domain}"
+
+
+def slugify(label: str) -> str:
+    """A stable, path-safe slug: "Computer Vision" -> "computer-vision".
+
+    Letters that do not fold to ASCII, and labels that fold to nothing or to a
+    reserved name, get a short hash of the label so that distinct labels never
+    share a slug and every slug is a safe single path segment.
+    """
+    folded = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()
+    slug = _SLUG_RUN.sub("-", folded.lower()).strip("-")
+    lost = any(ch.isalnum() for ch in unicodedata.normalize("NFKD", label) if not ch.isascii())
+    if lost or not slug or slug in _RESERVED_SLUGS or len(slug) > SLUG_MAX:
+        digest = hashlib.sha256(label.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        slug = f"{slug[:SLUG_MAX - 9].rstrip('-')}-{digest}".lstrip("-")
+    return slug
+
+
+def provider_domain(value: str) -> str | None:
+    """A provider's domain as used in feed paths: lowercase, IDNA, no `www.`;
+    None when the value is not a plain host name (slashes, ports, userinfo...)."""
+    host = value.strip().rstrip(".").lower()
+    try:
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+    if host.startswith("www."):
+        host = host[4:]
+    labels = host.split(".")
+    if len(host) > 253 or len(labels) < 2 or not all(_HOST_LABEL.match(x) for x in labels):
+        return None
+    return host
+
+
+def http_url(value: str, base: str | None = None, schemes: tuple[str, ...] = ("http", "https")) -> str | None:
+    """An absolute URL with one of `schemes` and a host, percent-encoded where
+    needed; None for anything else (javascript:, data:, relative without base...).
+
+    With `base`, relative references are resolved against it first.
+    """
+    value = _URL_INVISIBLE.sub("", value).strip(_URL_EDGES)
+    if not value:
+        return None
+    try:
+        if base is not None:
+            value = urljoin(base, value)
+        parts = urlsplit(value)
+        scheme = parts.scheme.lower()
+        if scheme not in schemes:
+            return None
+        if scheme == "mailto":
+            return "mailto:" + quote(parts.path, safe="@!$&'()*+,;=%")
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return None
+    if not host or provider_domain(host) is None and not _is_ip(host):
+        return None
+    netloc = host.encode("idna").decode("ascii") if not host.isascii() else host
+    if port is not None and str(port) != DEFAULT_PORTS[scheme]:
+        netloc += f":{port}"
+    path = quote(parts.path, safe="/%:@!$&'()*+,;=~-._") or "/"
+    query = quote(parts.query, safe="/%:@!$&'()*+,;=?~-._")
+    fragment = quote(parts.fragment, safe="/%:@!$&'()*+,;=?~-._")
+    return urlunsplit((scheme, netloc, path, query, fragment))
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def canonical_url(url: str) -> str:
+    """An article's identity: the URL with scheme, `www.`, host case, default
+    port, trailing slash, fragment and `utm_*` parameters normalized away.
+
+    `url` must already have passed `http_url`.
+    """
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if host.startswith("www."):
+        host = host[4:]
+    if parts.port is not None and str(parts.port) not in DEFAULT_PORTS.values():
+        host += f":{parts.port}"
+    path = parts.path.rstrip("/") or "/"
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if not k.lower().startswith("utm_")]
+    return urlunsplit(("https", host, path, urlencode(query, quote_via=quote, safe="/:@!$'()*+,;~"), ""))

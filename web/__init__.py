@@ -1,0 +1,51 @@
+"""seedfeeds' web layer: the Flask app serving prebuilt snapshots.
+
+`create_app()` hands the app to each part's setup: routes (`views`), the
+refresh service and its scheduler (`refresh`). `flask --app web run` works.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask
+
+from feeds import Config, load_config
+from feeds.config import DEFAULT_CONFIG
+
+from . import views
+from .refresh import Service
+
+CONFIG_ENV = "SEEDFEEDS_CONFIG"
+
+
+def config_path(given: str | os.PathLike | None = None) -> Path | None:
+    """Which config file to read: `--config`, else $SEEDFEEDS_CONFIG, else
+    ./config/seedfeeds.toml if present, else none (built-in defaults)."""
+    if given:
+        return Path(given)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+
+
+def create_app(config: Config | None = None, *, start_scheduler: bool | None = None) -> Flask:
+    """Build the app and its first snapshot.
+
+    The scheduler starts on the first request (so Flask's reloader parent,
+    which never serves, starts none), or at once with `start_scheduler=True`.
+    """
+    config = config or load_config(config_path())
+    app = Flask(__name__)
+    app.json.sort_keys = False
+    svc = Service(config)
+    if not svc.refresh():
+        raise RuntimeError(f"the first build failed: {svc.last_error}")
+    app.extensions["seedfeeds"] = svc
+    views.register(app)
+    if start_scheduler:
+        svc.start_scheduler()
+    elif start_scheduler is None:
+        app.before_request(svc.start_scheduler)
+    return app

@@ -1,0 +1,106 @@
+"""The `seedfeeds` command: a thin shell over plain functions.
+
+    seedfeeds serve [--host H] [--port P]   serve the feeds (waitress)
+    seedfeeds build --out DIR               write every document as static files
+    seedfeeds check [PATH] [--json]         diagnostics for every seed file
+    seedfeeds list                          feeds, entry counts, URLs
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from feeds import Config, ConfigError, build_snapshot, load_config
+from feeds.builder import check_files
+from feeds.static import write_site
+from feeds.urls import FORMATS
+
+from . import config_path, create_app
+
+config_option = click.option(
+    "--config", "config_file", type=click.Path(dir_okay=False),
+    help="Config file (default: $SEEDFEEDS_CONFIG, else ./config/seedfeeds.toml).")
+
+
+def _load(config_file: str | None) -> Config:
+    try:
+        return load_config(config_path(config_file))
+    except ConfigError as exc:
+        click.echo(f"seedfeeds: config error: {exc}", err=True)
+        sys.exit(2)
+
+
+@click.group()
+def main() -> None:
+    """Turn a folder of news seed files into Atom, RSS and JSON feeds."""
+
+
+@main.command()
+@config_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="Request threads.")
+def serve(config_file: str | None, host: str, port: int, threads: int) -> None:
+    """Serve the feeds over HTTP with a production WSGI server (waitress)."""
+    import waitress
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    app = create_app(_load(config_file), start_scheduler=True)
+    click.echo(f"seedfeeds: serving on http://{host}:{port}/", err=True)
+    waitress.serve(app, host=host, port=port, threads=threads, ident="seedfeeds", _quiet=True)
+
+
+@main.command()
+@config_option
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Folder to write.")
+def build(config_file: str | None, out: str) -> None:
+    """Write every feed in every format, plus index.html, as static files."""
+    snapshot = build_snapshot(_load(config_file))
+    count = write_site(snapshot, Path(out))
+    click.echo(f"wrote {count} files to {out} ({snapshot.entry_count} entries, "
+               f"{len(snapshot.feeds)} feeds, {snapshot.errors} unusable seed files)")
+
+
+@main.command()
+@config_option
+@click.argument("path", required=False, type=click.Path(exists=True))
+@click.option("--json", "as_json", is_flag=True, help="Print diagnostics as JSON.")
+def check(config_file: str | None, path: str | None, as_json: bool) -> None:
+    """Report problems in every seed file; exit 1 if any file is unusable."""
+    config = _load(config_file)
+    count, diagnostics = check_files(Path(path) if path else config.seeds_path, config.globs)
+    errors = sum(1 for d in diagnostics if d.severity == "error")
+    if as_json:
+        click.echo(json.dumps({"files": count, "unusable": errors,
+                               "diagnostics": [asdict(d) for d in diagnostics]}, indent=2))
+    else:
+        for d in diagnostics:
+            click.echo(f"{d.file}: {d.field}: {d.severity}: {d.message}")
+        click.echo(f"{count} files checked, {errors} unusable, "
+                   f"{len(diagnostics) - errors} warnings", err=True)
+    sys.exit(1 if errors else 0)
+
+
+@main.command(name="list")
+@config_option
+def list_feeds(config_file: str | None) -> None:
+    """List every feed with its entry count and URLs."""
+    config = _load(config_file)
+    snapshot = build_snapshot(config)
+    for feed in snapshot.feeds.values():
+        urls = "  ".join(feed.url(fmt) for fmt in FORMATS)
+        click.echo(f"{feed.key}\t{feed.total}\t{feed.title}\t{urls}")
+    left_out = ", ".join(f"{n} {reason}" for reason, n in snapshot.left_out.items()) or "none"
+    click.echo(f"{snapshot.entry_count} entries published; left out: {left_out}; "
+               f"{snapshot.errors} unusable files", err=True)
+
+
+if __name__ == "__main__":
+    main()

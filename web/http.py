@@ -1,0 +1,45 @@
+"""Conditional and gzip responses for prebuilt documents.
+
+Werkzeug parses the request headers (ETags, HTTP dates, Accept-Encoding);
+this module only decides which prebuilt body to send, or 304.
+"""
+
+from __future__ import annotations
+
+from flask import Request, Response, request
+from werkzeug.http import http_date, quote_etag
+
+from feeds.snapshot import Document
+
+
+def accepts_gzip(req: Request) -> bool:
+    """True when the client accepts gzip (RFC 9110 section 12.5.3; `q=0` refuses)."""
+    return req.accept_encodings["gzip"] > 0
+
+
+def is_unchanged(req: Request, doc: Document) -> bool:
+    """RFC 9110 section 13.2.2: If-None-Match decides when present (weak
+    comparison, either coding's tag); otherwise If-Modified-Since."""
+    if "If-None-Match" in req.headers:
+        tags = req.if_none_match
+        return tags.contains_weak(doc.etag) or tags.contains_weak(doc.gzip_etag)
+    since = req.if_modified_since
+    return since is not None and doc.last_modified <= since
+
+
+def send_document(doc: Document, max_age: int, *, cache_control: str | None = None) -> Response:
+    """A 200 (gzip when accepted) or 304 for `doc`, with validators and caching headers."""
+    gzipped = accepts_gzip(request)
+    headers = {
+        "ETag": quote_etag(doc.gzip_etag if gzipped else doc.etag),
+        "Last-Modified": http_date(doc.last_modified),
+        "Cache-Control": cache_control or f"public, max-age={max_age}",
+        "Vary": "Accept-Encoding",
+        "Access-Control-Allow-Origin": "*",
+    }
+    if is_unchanged(request, doc):
+        return Response(status=304, headers=headers)
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    body = doc.gzip_body if gzipped else doc.body
+    return Response(body, headers=headers, content_type=doc.media_type)
