@@ -6,6 +6,7 @@ refresh service and its scheduler (`refresh`). `flask --app web run` works.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -37,6 +38,7 @@ def create_app(config: Config | None = None, *, start_scheduler: bool | None = N
     which never serves, starts none), or at once with `start_scheduler=True`.
     """
     config = config or load_config(config_path())
+    _ensure_logging()
     app = Flask(__name__)
     app.json.sort_keys = False
     svc = Service(config)
@@ -49,3 +51,15 @@ def create_app(config: Config | None = None, *, start_scheduler: bool | None = N
     elif start_scheduler is None:
         app.before_request(svc.start_scheduler)
     return app
+
+
+def _ensure_logging() -> None:
+    """Refresh and scheduler lines reach stderr even when nothing configured
+    logging (as under `flask run`), like Flask's own default handler."""
+    logger = logging.getLogger("seedfeeds")
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
