@@ -104,23 +104,17 @@ def assemble(feeds: tuple[Feed, ...], documents: Mapping[str, Document], *, dire
 
 
 def carry_last_modified(previous: Snapshot | None, current: Snapshot, now: datetime) -> Snapshot:
-    """Give each document a Last-Modified that never goes backwards.
+    """Give each document a Last-Modified that is never earlier than a change.
 
-    An unchanged document keeps the date it had; a changed one is dated `now`
-    (its newest entry may be older than what clients saw, after a deletion).
-    On the first build, documents carry their newest entry's date, capped at
-    `now` (RFC 9110 section 8.8.2.1: never later than the response's Date).
+    An unchanged document keeps the date it had; a changed or new one is dated
+    `now`. A first build is dated `now` too: the seeds may have changed while
+    no process was watching, and an older date would earn a stale client a 304.
     """
     now = now.replace(microsecond=0)
     old = previous.documents if previous else {}
     docs = {}
     for path, doc in current.documents.items():
         before = old.get(path)
-        if before is None:
-            stamp = min(doc.last_modified, now) if previous is None else now
-        elif before.etag == doc.etag:
-            stamp = before.last_modified
-        else:
-            stamp = max(now, before.last_modified)
+        stamp = before.last_modified if before is not None and before.etag == doc.etag else now
         docs[path] = doc if stamp == doc.last_modified else replace(doc, last_modified=stamp)
     return replace(current, documents=MappingProxyType(docs))
