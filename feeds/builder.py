@@ -1,31 +1,46 @@
 """The pipeline, top to bottom: seed folder -> records -> entries -> feeds -> snapshot.
 
-`Builder` keeps what it learned from the last scan, so a refresh re-reads only
-the files whose (size, mtime, ctime, inode) changed.
+`Builder` keeps what it learned from earlier scans: a refresh re-reads only the
+files whose (size, mtime, ctime, inode) changed, and a file that was good and
+turns bad keeps publishing its last good version, marked stale.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sqlite3
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .catalog import build_catalog, select_published
-from .config import Config
+from .config import Config, Limits
 from .entries import Entry, merge_duplicates, to_entry
 from .fields import Diagnostic
+from .ledger import Ledger
 from .pages import render_directory
 from .records import SeedFile, read_record, scan_folder
 from .snapshot import Snapshot, assemble, feed_paths, render_feed
 from .urls import Urls
 
+LEDGER_FILE = "ledger.sqlite3"
+
+
+class SeedFolderEmpty(RuntimeError):
+    """The seed folder lists no files although it had some: keep the last snapshot."""
+
 
 @dataclass(frozen=True)
 class _Read:
-    """What one version of one file gave: an entry or not, and its diagnostics."""
+    """What one version of one file gave: an entry or not, its diagnostics, and
+    the last good entry it had, if this version is bad."""
 
     stamp: tuple[int, int, int, int]
     entry: Entry | None
     diagnostics: tuple[Diagnostic, ...]
+    stale: Entry | None = None
+
+    @property
+    def published(self) -> Entry | None:
+        return self.entry or self.stale
 
 
 class Builder:
@@ -35,16 +50,18 @@ class Builder:
         self.config = config
         self.urls = Urls(config.base_url)
         self._reads: dict[str, _Read] = {}
+        self._ledger, self._ledger_note = _open_ledger(config.state_path / LEDGER_FILE)
 
     def build(self) -> Snapshot:
         """Scan the folder and render every document."""
         files, diagnostics = scan_folder(self.config.seeds_path, self.config.globs)
-        reads = [self._read(seed) for seed in files]
-        self._reads = {seed.rel: read for seed, read in zip(files, reads)}
-        for read in reads:
+        if not files and any(r.published for r in self._reads.values()):
+            raise SeedFolderEmpty(f"seed folder {self.config.seeds_path} lists no seed files")
+        self._reads = {seed.rel: self._read(seed) for seed in files}
+        for read in self._reads.values():
             diagnostics.extend(read.diagnostics)
-        entries, duplicates = merge_duplicates(r.entry for r in reads if r.entry)
-        diagnostics.extend(duplicates)
+        entries, notes = self._identified({rel: r.published for rel, r in self._reads.items() if r.published})
+        diagnostics.extend(notes)
         published, left_out = select_published(entries, self.config)
         feeds = build_catalog(published, self.config, self.urls)
         documents = {path: render_feed(feed, fmt) for feed in feeds for fmt, path in feed_paths(feed).items()}
@@ -58,8 +75,36 @@ class Builder:
         known = self._reads.get(seed.rel)
         if known is not None and known.stamp == stamp:
             return known
-        record, notes = read_record(seed)
-        return _Read(stamp, to_entry(record) if record else None, tuple(notes))
+        record, notes = read_record(seed, self.config.limits)
+        if record is not None:
+            return _Read(stamp, to_entry(record), tuple(notes))
+        last_good = known.published if known else None
+        if last_good is not None:
+            notes = [replace(d, message=f"{d.message}; its last good version keeps publishing", stale=True)
+                     if d.severity == "error" else d for d in notes]
+        return _Read(stamp, None, tuple(notes), stale=last_good)
+
+    def _identified(self, by_file: dict[str, Entry]) -> tuple[list[Entry], list[Diagnostic]]:
+        """Entries under their ledger ids, duplicates merged."""
+        notes = [self._ledger_note] if self._ledger_note else []
+        try:
+            ids = self._ledger.assign({rel: entry.id for rel, entry in by_file.items()})
+        except sqlite3.Error as exc:
+            notes.append(Diagnostic("(state)", "state.path", "warning", f"entry-id ledger not saved: {exc}"))
+            ids = {rel: self._ledger.by_file.get(rel, (None, entry.id))[1] for rel, entry in by_file.items()}
+        entries = [e if e.id == ids[rel] else replace(e, id=ids[rel]) for rel, e in by_file.items()]
+        merged, duplicates = merge_duplicates(entries)
+        return merged, notes + duplicates
+
+
+def _open_ledger(path: Path) -> tuple[Ledger, Diagnostic | None]:
+    """The ledger at `path`, or an in-memory one (and why) when it cannot be opened."""
+    try:
+        return Ledger(path), None
+    except (OSError, sqlite3.Error) as exc:
+        note = Diagnostic("(state)", "state.path", "warning",
+                          f"entry-id ledger unavailable ({exc}); ids follow URLs only")
+        return Ledger(None), note
 
 
 def build_snapshot(config: Config) -> Snapshot:
@@ -67,16 +112,15 @@ def build_snapshot(config: Config) -> Snapshot:
     return Builder(config).build()
 
 
-def check_files(folder: Path, globs: tuple[str, ...]) -> tuple[int, list[Diagnostic]]:
+def check_files(folder: Path, globs: tuple[str, ...], limits: Limits = Limits()) -> tuple[int, list[Diagnostic]]:
     """Every diagnostic for a folder (or a single file): how many files, and what is wrong."""
     if folder.is_file():
-        seed = SeedFile(folder.name, folder, 0, 0, 0, 0)
-        files, diagnostics = [seed], []
+        files, diagnostics = [SeedFile(folder.name, folder, 0, 0, 0, 0)], []
     else:
         files, diagnostics = scan_folder(folder, globs)
     entries = []
     for seed in files:
-        record, notes = read_record(seed)
+        record, notes = read_record(seed, limits)
         diagnostics.extend(notes)
         if record:
             entries.append(to_entry(record))

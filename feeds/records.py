@@ -13,10 +13,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
+from functools import lru_cache
 
+from .config import Limits
 from .fields import Diagnostic, Fields, Unusable
-from .front_matter import FrontMatterError, has_front_matter, split_seed
+from .front_matter import FrontMatterError, SeedHandler, YAMLError, has_front_matter, nesting_depth, split_seed
 from .urls import http_url, provider_domain
 
 
@@ -117,25 +118,52 @@ def scan_folder(root: Path, globs: Iterable[str]) -> tuple[list[SeedFile], list[
     return found, notes
 
 
-def read_record(seed: SeedFile) -> tuple[Record | None, list[Diagnostic]]:
+def read_record(seed: SeedFile, limits: Limits = Limits()) -> tuple[Record | None, list[Diagnostic]]:
     """Read and check one seed file: a record (maybe with warnings) or an error."""
+    warnings: list[Diagnostic] = []
     try:
-        text = decode(seed.path.read_bytes())
+        text = decode(_read_bytes(seed.path, limits.file_bytes))
         if not has_front_matter(text):
             raise Unusable("(front matter)", "no front matter: the file must open with a '---' line")
-        data, body = split_seed(text)
+        data, body = split_seed(text, _handler(limits.yaml_alias_events))
+        depth = nesting_depth(data)
+        if depth > limits.yaml_depth:
+            raise Unusable("(yaml)", f"nested {depth} levels deep; the limit is {limits.yaml_depth}")
+        if has_front_matter(body):
+            warnings.append(Diagnostic(seed.rel, "(front matter)", "warning",
+                                       "a second front-matter block follows the first; it is ignored"))
+            body = _drop_front_matter(body)
     except Unusable as exc:
         return None, [Diagnostic(seed.rel, exc.field, "error", exc.message)]
     except OSError as exc:
-        return None, [Diagnostic(seed.rel, "(file)", "error", f"cannot read: {exc.strerror}")]
-    except (yaml.YAMLError, FrontMatterError) as exc:
+        return None, [Diagnostic(seed.rel, "(file)", "error", f"cannot read: {exc.strerror or exc}")]
+    except (YAMLError, FrontMatterError, RecursionError) as exc:
         return None, [Diagnostic(seed.rel, "(yaml)", "error", _one_line(exc))]
-    fields = Fields(seed.rel, data)
+    fields = Fields(seed.rel, data, warnings=warnings, max_items=limits.list_items)
     try:
-        record = to_record(fields, body)
+        record = to_record(fields, body, limits)
     except Unusable as exc:
         return None, [*fields.warnings, Diagnostic(seed.rel, exc.field, "error", exc.message)]
     return record, fields.warnings
+
+
+@lru_cache(maxsize=8)
+def _handler(max_alias_events: int) -> SeedHandler:
+    return SeedHandler(max_alias_events)
+
+
+def _read_bytes(path: Path, limit: int) -> bytes:
+    """The file's bytes, refusing files over `limit` without reading them whole."""
+    with open(path, "rb") as handle:
+        raw = handle.read(limit + 1)
+    if len(raw) > limit:
+        raise Unusable("(file)", f"larger than the {limit}-byte limit (limits.file_bytes)")
+    return raw
+
+
+def _drop_front_matter(body: str) -> str:
+    parts = SeedHandler.FM_BOUNDARY.split(body.lstrip(), 2)
+    return parts[2].strip() if len(parts) == 3 else body
 
 
 def decode(raw: bytes) -> str:
@@ -153,9 +181,9 @@ def decode(raw: bytes) -> str:
     return text
 
 
-def to_record(f: Fields, body: str) -> Record:
+def to_record(f: Fields, body: str, limits: Limits = Limits()) -> Record:
     """The typed record of one front-matter mapping; raises `Unusable`."""
-    title = f.text("title", required=True)
+    title = _cut(f, "title", f.text("title", required=True), limits.title_chars)
     url, web_url = _article_urls(f)
     published = f.date("publishedDateTime", required=True)
     updated = f.date("updatedDateTime") or published
@@ -165,7 +193,7 @@ def to_record(f: Fields, body: str) -> Record:
     return Record(
         file=f.file, title=title, url=url, web_url=web_url,
         published=published, updated=updated,
-        excerpt=f.text("excerpt"), category=f.text("category"), type=f.text("type"),
+        excerpt=_cut(f, "excerpt", f.text("excerpt"), limits.excerpt_chars), category=f.text("category"), type=f.text("type"),
         locale=f.text("locale"), quality=f.integer("quality"), heat=f.integer("heat"),
         is_published=f.boolean("published", default=True),
         provider=_provider(f, "provider"),
@@ -257,6 +285,16 @@ def _related(f: Fields) -> tuple[Related, ...]:
             quality=g.integer("quality"),
         ))
     return tuple(out)
+
+
+def _cut(f: Fields, key: str, text: str | None, limit: int) -> str | None:
+    """Text cut to `limit` characters (at a space where one is near), with a warning."""
+    if text is None or len(text) <= limit:
+        return text
+    f.warn(key, f"{len(text)} characters; cut to {limit}")
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip() + "…"
 
 
 def _positive(value: int | None) -> int | None:

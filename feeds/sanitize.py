@@ -29,6 +29,9 @@ IMAGE_SCHEMES = ("http", "https")
 # noncharacters: feedgen raises on the former, readers choke on the rest.
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
 _TAG_OR_ENTITY = re.compile(r"[<&]")
+# A numeric character reference left in HTML (bleach keeps them) decodes to its
+# character in the reader: those naming forbidden characters go too.
+_CHAR_REF = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));?")
 
 _base_url: ContextVar[str | None] = ContextVar("base_url", default=None)
 _local = threading.local()  # bleach Cleaners are not thread-safe: one per thread
@@ -69,6 +72,17 @@ def remove_forbidden(text: str) -> str:
     return _FORBIDDEN.sub("", text)
 
 
+def _drop_forbidden_refs(html_text: str) -> str:
+    def keep(match: re.Match) -> str:
+        hex_digits, decimal = match.groups()
+        point = int(hex_digits, 16) if hex_digits else int(decimal)
+        if point > 0x10FFFF or _FORBIDDEN.match(chr(point)):
+            return ""
+        return match.group(0)
+
+    return _CHAR_REF.sub(keep, html_text) if "&#" in html_text else html_text
+
+
 def plain_text(value: str) -> str:
     """Text with no markup: tags stripped, entities decoded, whitespace collapsed,
     forbidden characters removed. Text that only looks like a tag once decoded
@@ -89,7 +103,7 @@ def clean_html(fragment: str, base_url: str | None = None) -> str:
     (links may be mailto), relative ones resolved against `base_url`."""
     token = _base_url.set(base_url)
     try:
-        return _cleaners()[0].clean(remove_forbidden(fragment))
+        return _drop_forbidden_refs(_cleaners()[0].clean(remove_forbidden(fragment)))
     finally:
         _base_url.reset(token)
 

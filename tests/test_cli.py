@@ -38,7 +38,7 @@ def test_check_json_is_machine_readable(config_file):
     report = json.loads(result.stdout)
     assert report["unusable"] == 8
     assert {"file": "naive_date.txt", "field": "publishedDateTime", "severity": "warning",
-            "message": "date has no time zone; read as UTC"} in report["diagnostics"]
+            "message": "date has no time zone; read as UTC", "stale": False} in report["diagnostics"]
 
 
 def test_check_a_single_file(config_file):

@@ -76,8 +76,20 @@ def test_every_setting_is_documented_in_the_readme():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for setting in SETTINGS:
         section, name = setting.key.split(".")
+        assert f"### `[{section}]`" in readme, f"section [{section}] is not documented"
         row = re.search(rf"^\| `{name}` \|.*$", readme.split(f"### `[{section}]`")[1], re.M)
         assert row, f"{setting.key} is not documented"
+        assert _toml(setting.default) in row.group(0), f"{setting.key}: default {_toml(setting.default)} not shown"
+
+
+def _toml(value) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, list):
+        return "`[" + ", ".join(f'"{v}"' for v in value) + "]`"
+    return f'`"{value}"`' if isinstance(value, str) else f"`{value}`"
 
 
 def test_config_error_stops_the_cli_with_one_line(tmp_path):

@@ -75,7 +75,7 @@ def build(config_file: str | None, out: str) -> None:
 def check(config_file: str | None, path: str | None, as_json: bool) -> None:
     """Report problems in every seed file; exit 1 if any file is unusable."""
     config = _load(config_file)
-    count, diagnostics = check_files(Path(path) if path else config.seeds_path, config.globs)
+    count, diagnostics = check_files(Path(path) if path else config.seeds_path, config.globs, config.limits)
     errors = sum(1 for d in diagnostics if d.severity == "error")
     if as_json:
         click.echo(json.dumps({"files": count, "unusable": errors,
