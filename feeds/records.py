@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import stat
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -113,6 +114,9 @@ def scan_folder(root: Path, globs: Iterable[str]) -> tuple[list[SeedFile], list[
                 st = path.stat()
             except OSError as exc:
                 notes.append(Diagnostic(rel, "(file)", "error", f"cannot stat: {exc.strerror}"))
+                continue
+            if not stat.S_ISREG(st.st_mode):  # a FIFO would block the reader forever
+                notes.append(Diagnostic(rel, "(file)", "error", "not a regular file; not read"))
                 continue
             found.append(SeedFile(rel, path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
     return found, notes
