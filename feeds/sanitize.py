@@ -29,6 +29,15 @@ IMAGE_SCHEMES = ("http", "https")
 # noncharacters: feedgen raises on the former, readers choke on the rest.
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
 _TAG_OR_ENTITY = re.compile(r"[<&]")
+# Stripping a disallowed element keeps its text; for these the text is code or
+# page furniture, not prose, so it goes with the element (bleach still does the
+# sanitizing: this only spares readers "alert(1)" and CSS in the middle of a story).
+_HIDDEN_ELEMENTS = re.compile(
+    r"<(script|style|template|textarea|title|xmp|iframe|noembed|noframes|noscript)\b[^>]*>.*?</\1\s*>",
+    re.IGNORECASE | re.DOTALL)
+# Bidi overrides and isolates, zero-width space and BOM: invisible, and able to make a
+# title read differently from what it says ("txt.exe" spoofing). Plain text only.
+_INVISIBLE = re.compile("[\u200b\u202a-\u202e\u2066-\u2069\ufeff]")
 # A numeric character reference left in HTML (bleach keeps them) decodes to its
 # character in the reader: those naming forbidden characters go too.
 _CHAR_REF = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));?")
@@ -72,6 +81,10 @@ def remove_forbidden(text: str) -> str:
     return _FORBIDDEN.sub("", text)
 
 
+def _drop_hidden(html_text: str) -> str:
+    return _HIDDEN_ELEMENTS.sub("", html_text) if "<" in html_text else html_text
+
+
 def _drop_forbidden_refs(html_text: str) -> str:
     def keep(match: re.Match) -> str:
         hex_digits, decimal = match.groups()
@@ -87,11 +100,11 @@ def plain_text(value: str) -> str:
     """Text with no markup: tags stripped, entities decoded, whitespace collapsed,
     forbidden characters removed. Text that only looks like a tag once decoded
     (`&lt;script&gt;`) is stripped too, since some readers render titles as HTML."""
-    text = remove_forbidden(value)
+    text = _INVISIBLE.sub("", remove_forbidden(value))
     for _ in range(4):
         if not _TAG_OR_ENTITY.search(text):
             break
-        decoded = remove_forbidden(html.unescape(_cleaners()[1].clean(text)))
+        decoded = _INVISIBLE.sub("", remove_forbidden(html.unescape(_cleaners()[1].clean(_drop_hidden(text)))))
         if decoded == text:
             break
         text = decoded
@@ -103,7 +116,7 @@ def clean_html(fragment: str, base_url: str | None = None) -> str:
     (links may be mailto), relative ones resolved against `base_url`."""
     token = _base_url.set(base_url)
     try:
-        return _drop_forbidden_refs(_cleaners()[0].clean(remove_forbidden(fragment)))
+        return _drop_forbidden_refs(_cleaners()[0].clean(_drop_hidden(remove_forbidden(fragment))))
     finally:
         _base_url.reset(token)
 
