@@ -1,0 +1,92 @@
+"""Property-based: for arbitrary front-matter values the pipeline yields a valid
+entry or a diagnostic, and every document it emits parses and carries no
+active content."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import lxml.html
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from checks import active_content, is_web_url, parse_xml, texts
+from conftest import write_config
+from feeds import Builder, load_config
+
+# Text that looks like what attackers and broken feeds send: markup, entities,
+# script URLs, control characters, odd Unicode.
+HOSTILE_PIECES = st.sampled_from([
+    "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "javascript:alert(1)", "&lt;b&gt;",
+    "<![CDATA[x]]>", "]]>", "<svg onload=alert(1)>", "&#0;", "&#x6A;avascript:", "\u202e", "\x00", "\x1b",
+    "<a href='//evil'>", "<!--", "-->", "%6Aavascript:", "data:text/html,x", "\ud7ff", "\ufffe", "NO", "1:20",
+    "https://example.com/x", "  ", "\r\n", "---",
+])
+TEXT = st.lists(st.one_of(st.text(max_size=20), HOSTILE_PIECES), max_size=6).map("".join)
+SCALAR = st.one_of(TEXT, st.integers(-10**20, 10**20), st.floats(allow_nan=True), st.booleans(), st.none())
+VALUE = st.recursive(SCALAR, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                      st.dictionaries(TEXT, inner, max_size=4)), max_leaves=12)
+URL = st.one_of(st.sampled_from(["https://example.com/a", "http://www.Example.com/a/", "ftp://x/y",
+                                 "javascript:alert(1)", "//example.com/p", "/relative"]), TEXT)
+DATE = st.one_of(st.sampled_from(["2021-01-01T00:00:00Z", "2021-01-01 10:00", "2021-01-01", "Tue, 27 Oct 2020 10:37:00 GMT",
+                                  "0099-01-01T00:00:00Z", "9999-12-31T23:59:59-05:00", "yesterday"]), TEXT, VALUE)
+SEED = st.fixed_dictionaries(
+    {"title": st.one_of(TEXT, VALUE), "originalUrl": URL, "publishedDateTime": DATE},
+    optional={
+        "webUrl": URL, "excerpt": st.one_of(TEXT, VALUE), "updatedDateTime": DATE, "category": VALUE,
+        "published": st.one_of(st.booleans(), VALUE), "quality": VALUE, "topics": st.one_of(st.lists(TEXT), VALUE),
+        "provider": st.one_of(st.fixed_dictionaries({"name": TEXT, "domain": st.one_of(TEXT, URL)},
+                                                    optional={"images": VALUE}), VALUE),
+        "images": st.one_of(st.lists(st.fixed_dictionaries({"url": URL}, optional={"width": VALUE})), VALUE),
+        "related": st.one_of(st.lists(st.fixed_dictionaries({"title": TEXT, "webUrl": URL},
+                                                            optional={"publishedDateTime": DATE})), VALUE),
+        "secured": TEXT,
+    },
+)
+
+
+def page_problems(body: bytes) -> list[str]:
+    """Active content in one of our HTML pages (which legitimately have <style>, <meta>, <link>)."""
+    problems = []
+    for element in lxml.html.document_fromstring(body).iter():
+        if not isinstance(element.tag, str):
+            continue
+        if element.tag in ("script", "iframe", "object", "embed", "form", "base", "svg", "math"):
+            problems.append(element.tag)
+        for name, value in element.attrib.items():
+            if name.startswith("on") or (name in ("href", "src") and not is_web_url(value) and value != "/"):
+                problems.append(f"{element.tag} {name}={value!r}")
+    return problems
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=SEED, body=TEXT)
+def test_any_front_matter_gives_an_entry_or_a_diagnostic_and_safe_documents(seed, body):
+    """Whatever the values, the build succeeds; the file publishes or is reported;
+    every document parses and no text in it reads as active HTML."""
+    folder = Path(tempfile.mkdtemp(prefix="seedfeeds-prop-"))
+    try:
+        (folder / "seeds").mkdir()
+        text = "---\n" + yaml.safe_dump(seed, allow_unicode=True) + "---\n" + body
+        (folder / "seeds" / "seed.md").write_text(text, encoding="utf-8", errors="surrogatepass")
+        config = load_config(write_config(folder / "c.toml", folder / "seeds", seeds_extra="include_unpublished = true"))
+        snapshot = Builder(config).build()
+        errors = [d for d in snapshot.diagnostics if d.severity == "error"]
+        assert (snapshot.entry_count == 1) != bool(errors), snapshot.diagnostics
+        for path, doc in snapshot.documents.items():
+            fmt = path.rsplit(".", 1)[-1] if path != "/" else "html"
+            if fmt in ("atom", "rss"):
+                parse_xml(doc.body)
+            elif fmt == "json":
+                json.loads(doc.body)
+            if fmt == "html":
+                assert not page_problems(doc.body)
+                continue
+            for where, value, is_html in texts(fmt, doc.body):
+                assert not active_content(value, plain=not is_html), (path, where, value)
+    finally:
+        shutil.rmtree(folder)
