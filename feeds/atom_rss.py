@@ -2,11 +2,20 @@
 
 feedgen defaults every timestamp to "now" and prepends entries; both are set
 explicitly here so the same feed always gives the same bytes.
+
+Each entry is serialized once, as a fragment (`entry_xml`), and a document is
+its feed head with the fragments of its entries spliced in before the closing
+tag: an entry in forty feeds is rendered once, not forty times. Cold and
+incremental builds go through the same path, so their bytes are identical.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
+from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
+from lxml import etree
 
 from .catalog import Feed
 from .entries import Entry
@@ -18,22 +27,49 @@ MEDIA_TYPES = {
     "rss": "application/rss+xml",
     "json": "application/feed+json",
 }
+# Extension namespaces, declared on each entry fragment (and on the feed root by feedgen).
+NAMESPACES = {
+    "atom": {"media": "http://search.yahoo.com/mrss/"},
+    "rss": {"media": "http://search.yahoo.com/mrss/", "dc": "http://purl.org/dc/elements/1.1/"},
+}
+# Where fragments go: before the feed's closing tag, at the indentation of its children.
+_CLOSE = {"atom": b"</feed>", "rss": b"  </channel>"}
+_INDENT = {"atom": 1, "rss": 2}
+
+Fragment = Callable[[Entry], bytes]
 
 
-def render_atom(feed: Feed) -> bytes:
+def render_atom(feed: Feed, fragment: Fragment | None = None) -> bytes:
     """The feed as an Atom 1.0 document (RFC 4287)."""
-    return _generator(feed, "atom").atom_str(pretty=True)
+    return _splice(feed, "atom", fragment)
 
 
-def render_rss(feed: Feed) -> bytes:
-    """The feed as an RSS 2.0 document, with Atom self link and Media RSS."""
-    return _generator(feed, "rss").rss_str(pretty=True)
+def render_rss(feed: Feed, fragment: Fragment | None = None) -> bytes:
+    """The feed as an RSS 2.0 document, with Atom self link, Media RSS and dc:creator."""
+    return _splice(feed, "rss", fragment)
+
+
+def entry_xml(entry: Entry, fmt: str, topics_stem: str) -> bytes:
+    """One entry as an Atom <entry> or RSS <item>, serialized, indented for its place."""
+    fe = _feed_entry(entry, fmt, topics_stem)
+    element = fe.atom_entry() if fmt == "atom" else fe.rss_entry()
+    etree.cleanup_namespaces(element, top_nsmap=NAMESPACES[fmt])
+    etree.indent(element, space="  ", level=_INDENT[fmt])
+    return b"  " * _INDENT[fmt] + etree.tostring(element, encoding="UTF-8") + b"\n"
+
+
+def _splice(feed: Feed, fmt: str, fragment: Fragment | None) -> bytes:
+    fragment = fragment or (lambda entry: entry_xml(entry, fmt, feed.topics_stem))
+    head = _generator(feed, fmt)
+    document = head.atom_str(pretty=True) if fmt == "atom" else head.rss_str(pretty=True)
+    cut = document.rindex(_CLOSE[fmt])
+    return b"".join([document[:cut], *(fragment(entry) for entry in feed.entries), document[cut:]])
 
 
 def _generator(feed: Feed, fmt: str) -> FeedGenerator:
+    """The feed's head: everything but the entries."""
     fg = FeedGenerator()
     fg.load_extension("media")
-    # RSS <author> must be an e-mail address; providers have none, so RSS says dc:creator.
     fg.load_extension("dc", atom=False, rss=True)
     fg.id(feed.url("atom"))
     fg.title(feed.title)
@@ -50,13 +86,14 @@ def _generator(feed: Feed, fmt: str) -> FeedGenerator:
     if feed.icon:
         fg.icon(feed.icon)
         fg.image(url=feed.icon, title=feed.title, link=feed.home_url)
-    for entry in feed.entries:
-        _add_entry(fg, entry, feed, fmt)
     return fg
 
 
-def _add_entry(fg: FeedGenerator, entry: Entry, feed: Feed, fmt: str) -> None:
-    fe = fg.add_entry(order="append")
+def _feed_entry(entry: Entry, fmt: str, topics_stem: str) -> FeedEntry:
+    fe = FeedEntry()
+    fe.load_extension("media")
+    # RSS <author> must be an e-mail address; providers have none, so RSS says dc:creator.
+    fe.load_extension("dc", atom=False, rss=True)
     fe.id(entry.id)
     fe.title(entry.title)
     fe.link(href=entry.link, rel="alternate", type="text/html")
@@ -69,7 +106,8 @@ def _add_entry(fg: FeedGenerator, entry: Entry, feed: Feed, fmt: str) -> None:
         fe.summary(entry.summary)
     fe.content(entry.content_html, type="html")
     for topic in entry.topics:
-        fe.category(term=topic.label, scheme=f"{feed.topics_stem}{topic.slug}.{fmt}")
+        fe.category(term=topic.label, scheme=f"{topics_stem}{topic.slug}.{fmt}")
     if entry.image:
         size = {k: str(v) for k, v in (("width", entry.image.width), ("height", entry.image.height)) if v}
         fe.media.thumbnail(url=entry.image.url, group=None, **size)
+    return fe

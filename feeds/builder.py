@@ -1,8 +1,11 @@
 """The pipeline, top to bottom: seed folder -> records -> entries -> feeds -> snapshot.
 
-`Builder` keeps what it learned from earlier scans: a refresh re-reads only the
-files whose (size, mtime, ctime, inode) changed, and a file that was good and
-turns bad keeps publishing its last good version, marked stale.
+`Builder` keeps what it learned from earlier scans, so a refresh costs what
+changed: only files whose (size, mtime, ctime, inode) changed are read again,
+only documents whose feed changed are rendered again (an unchanged document
+keeps its very bytes and ETag), and when nothing changed the previous snapshot
+object itself is returned. A file that was good and turns bad keeps publishing
+its last good version, marked stale.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from .fields import Diagnostic
 from .ledger import Ledger
 from .pages import render_directory
 from .records import SeedFile, read_record, scan_folder
-from .snapshot import Snapshot, assemble, feed_paths, render_feed
-from .urls import Urls
+from .snapshot import Document, Fragments, Snapshot, assemble, feed_paths, render_feed
+from .urls import FORMATS, Urls
 
 LEDGER_FILE = "ledger.sqlite3"
 
@@ -51,24 +54,61 @@ class Builder:
         self.urls = Urls(config.base_url)
         self._reads: dict[str, _Read] = {}
         self._ledger, self._ledger_note = _open_ledger(config.state_path / LEDGER_FILE)
+        self._rendered: dict[str, tuple[object, Document]] = {}  # path -> (what it was made from, document)
+        self._last: tuple[list, Snapshot] | None = None  # (scan notes, snapshot) of the last build
 
     def build(self) -> Snapshot:
-        """Scan the folder and render every document."""
-        files, diagnostics = scan_folder(self.config.seeds_path, self.config.globs)
+        """Scan the folder; re-read what changed and re-render what that touched."""
+        files, scan_notes = scan_folder(self.config.seeds_path, self.config.globs)
         if not files and any(r.published for r in self._reads.values()):
             raise SeedFolderEmpty(f"seed folder {self.config.seeds_path} lists no seed files")
+        if self._last is not None and self._last[0] == scan_notes and not self._changed(files):
+            return self._last[1]
         self._reads = {seed.rel: self._read(seed) for seed in files}
+        diagnostics = list(scan_notes)
         for read in self._reads.values():
             diagnostics.extend(read.diagnostics)
         entries, notes = self._identified({rel: r.published for rel, r in self._reads.items() if r.published})
         diagnostics.extend(notes)
         published, left_out = select_published(entries, self.config)
         feeds = build_catalog(published, self.config, self.urls)
-        documents = {path: render_feed(feed, fmt) for feed in feeds for fmt, path in feed_paths(feed).items()}
+        documents = self._render(feeds)
         diagnostics = sorted(diagnostics, key=lambda d: (d.file, d.field, d.message))
         directory = render_directory(feeds, self.config, len(published), left_out, diagnostics)
-        return assemble(feeds, documents, directory=directory, diagnostics=tuple(diagnostics), left_out=left_out,
-                        entry_count=len(published), file_count=len(files))
+        snapshot = assemble(feeds, documents, directory=directory, diagnostics=tuple(diagnostics),
+                            left_out=left_out, entry_count=len(published), file_count=len(files))
+        self._last = (scan_notes, snapshot)
+        return snapshot
+
+    def _changed(self, files: list[SeedFile]) -> bool:
+        """Whether any file was added, removed, or changed since the last build."""
+        if len(files) != len(self._reads):
+            return True
+        reads = self._reads
+        for seed in files:
+            known = reads.get(seed.rel)
+            if known is None or known.stamp != (seed.size, seed.mtime_ns, seed.ctime_ns, seed.inode):
+                return True
+        return False
+
+    def _render(self, feeds: tuple) -> dict[str, Document]:
+        """Every feed document; one whose feed is unchanged keeps its previous document.
+
+        Formats are rendered one after the other, so only one format's entry
+        fragments are held at a time."""
+        fragments = Fragments(self.urls.feed_stem("topics/"))
+        rendered: dict[str, tuple[object, Document]] = {}
+        for fmt in FORMATS:
+            for feed in feeds:
+                path = feed_paths(feed)[fmt]
+                before = self._rendered.get(path)
+                if before is not None and before[0] == feed:
+                    rendered[path] = before
+                else:
+                    rendered[path] = (feed, render_feed(feed, fmt, fragments))
+            fragments.forget(fmt)
+        self._rendered = rendered
+        return {path: doc for path, (_, doc) in rendered.items()}
 
     def _read(self, seed: SeedFile) -> _Read:
         stamp = (seed.size, seed.mtime_ns, seed.ctime_ns, seed.inode)

@@ -1,19 +1,25 @@
-"""A `Feed` -> JSON Feed 1.1 bytes (https://www.jsonfeed.org/version/1.1/)."""
+"""A `Feed` -> JSON Feed 1.1 bytes (https://www.jsonfeed.org/version/1.1/).
+
+Like `atom_rss.py`, each item is serialized once (`item_json`) and documents
+are assembled from those fragments.
+"""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from .catalog import Feed
 from .entries import Entry
 
 VERSION = "https://jsonfeed.org/version/1.1"
+_ITEM_INDENT = "    "
 
 
-def render_json(feed: Feed) -> bytes:
+def render_json(feed: Feed, fragment: Callable[[Entry], bytes] | None = None) -> bytes:
     """The feed as a JSON Feed 1.1 document; keys in a fixed order, UTF-8."""
+    fragment = fragment or item_json
     document: dict[str, Any] = {
         "version": VERSION,
         "title": feed.title,
@@ -26,8 +32,21 @@ def render_json(feed: Feed) -> bytes:
     if feed.icon:
         document["icon"] = feed.icon
         document["favicon"] = feed.icon
-    document["items"] = [_item(entry) for entry in feed.entries]
-    return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    head = _dumps(document)[:-2]  # without the closing "\n}"
+    if not feed.entries:
+        return (head + ',\n  "items": []\n}\n').encode("utf-8")
+    items = b",\n".join(fragment(entry) for entry in feed.entries)
+    return (head + ',\n  "items": [\n').encode("utf-8") + items + b"\n  ]\n}\n"
+
+
+def item_json(entry: Entry) -> bytes:
+    """One entry as a JSON Feed item, serialized and indented for its place in "items"."""
+    text = _dumps(_item(entry))
+    return (_ITEM_INDENT + text.replace("\n", "\n" + _ITEM_INDENT)).encode("utf-8")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2)
 
 
 def _item(entry: Entry) -> dict[str, Any]:

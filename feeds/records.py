@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import stat
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
-
 from functools import lru_cache
+from typing import Any, Iterable
 
 from .config import Limits
 from .fields import Diagnostic, Fields, Unusable
@@ -27,7 +27,7 @@ class SeedFile:
     """A file found in the seed folder; its stat tells whether it changed."""
 
     rel: str
-    path: Path
+    path: str | os.PathLike
     size: int
     mtime_ns: int
     ctime_ns: int
@@ -87,39 +87,57 @@ class Record:
 def scan_folder(root: Path, globs: Iterable[str]) -> tuple[list[SeedFile], list[Diagnostic]]:
     """Every seed file under `root` (recursively, sorted, hidden names skipped).
 
-    Symlinks that lead outside `root` are not followed, and are reported.
+    Symlinks that lead outside `root` are not followed, and are reported. This
+    runs on every refresh, so it only lists and stats: one syscall per file.
     """
-    globs = tuple(globs)
+    matches = re.compile("|".join(fnmatch.translate(g) for g in globs)).match
     root = root.resolve()
     if not root.is_dir():
         # Raise rather than report "no files": an unmounted folder must not empty the feeds.
         raise FileNotFoundError(f"seed folder {root} is missing")
     found: list[SeedFile] = []
     notes: list[Diagnostic] = []
-    for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in dirs:
-            if os.path.islink(os.path.join(folder, name)):
-                rel = os.path.relpath(os.path.join(folder, name), root)
-                notes.append(Diagnostic(rel, "(file)", "warning", "symlinked folder not followed"))
-        for name in sorted(files):
-            if name.startswith(".") or not any(fnmatch.fnmatch(name, g) for g in globs):
+    pending = [(str(root), "")]
+    while pending:
+        folder, prefix = pending.pop()
+        try:
+            with os.scandir(folder) as listing:
+                names = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            notes.append(Diagnostic(prefix or ".", "(file)", "error", f"cannot list folder: {exc.strerror}"))
+            continue
+        subfolders = []
+        for item in names:
+            if item.name.startswith("."):
                 continue
-            path = Path(folder, name)
-            rel = path.relative_to(root).as_posix()
-            if path.is_symlink() and not path.resolve().is_relative_to(root):
-                notes.append(Diagnostic(rel, "(file)", "warning", "symlink to outside the seed folder not followed"))
-                continue
-            try:
-                st = path.stat()
-            except OSError as exc:
-                notes.append(Diagnostic(rel, "(file)", "error", f"cannot stat: {exc.strerror}"))
-                continue
-            if not stat.S_ISREG(st.st_mode):  # a FIFO would block the reader forever
-                notes.append(Diagnostic(rel, "(file)", "error", "not a regular file; not read"))
-                continue
-            found.append(SeedFile(rel, path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+            rel = prefix + item.name
+            if item.is_dir(follow_symlinks=False):
+                subfolders.append((item.path, rel + "/"))
+            elif item.is_symlink() and not _inside(item.path, root):
+                kind = "folder" if item.is_dir() else "file"
+                notes.append(Diagnostic(rel, "(file)", "warning", f"symlinked {kind} outside the seed folder not followed"))
+            elif matches(item.name):
+                seed = _stat(item, rel, notes)
+                if seed is not None:
+                    found.append(seed)
+        pending.extend(reversed(subfolders))
     return found, notes
+
+
+def _inside(path: str, root: Path) -> bool:
+    return Path(path).resolve().is_relative_to(root)
+
+
+def _stat(item: os.DirEntry, rel: str, notes: list[Diagnostic]) -> SeedFile | None:
+    try:
+        st = item.stat()
+    except OSError as exc:
+        notes.append(Diagnostic(rel, "(file)", "error", f"cannot stat: {exc.strerror}"))
+        return None
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block the reader forever
+        notes.append(Diagnostic(rel, "(file)", "error", "not a regular file; not read"))
+        return None
+    return SeedFile(rel, item.path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 def read_record(seed: SeedFile, limits: Limits = Limits()) -> tuple[Record | None, list[Diagnostic]]:
@@ -156,7 +174,7 @@ def _handler(max_alias_events: int) -> SeedHandler:
     return SeedHandler(max_alias_events)
 
 
-def _read_bytes(path: Path, limit: int) -> bytes:
+def _read_bytes(path: str | os.PathLike, limit: int) -> bytes:
     """The file's bytes, refusing files over `limit` without reading them whole."""
     with open(path, "rb") as handle:
         raw = handle.read(limit + 1)

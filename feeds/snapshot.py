@@ -12,13 +12,14 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Callable, Mapping
 
-from .atom_rss import MEDIA_TYPES, render_atom, render_rss
+from .atom_rss import MEDIA_TYPES, entry_xml, render_atom, render_rss
 from .catalog import EPOCH, Feed
+from .entries import Entry
 from .fields import Diagnostic
-from .jsonfeed import render_json
+from .jsonfeed import item_json, render_json
 from .urls import FORMATS
 
-RENDERERS: dict[str, Callable[[Feed], bytes]] = {"atom": render_atom, "rss": render_rss, "json": render_json}
+RENDERERS: dict[str, Callable[..., bytes]] = {"atom": render_atom, "rss": render_rss, "json": render_json}
 HTML = "text/html; charset=utf-8"
 
 
@@ -69,9 +70,33 @@ def media_type(fmt: str) -> str:
     return f"{MEDIA_TYPES[fmt]}; charset=utf-8"
 
 
-def render_feed(feed: Feed, fmt: str) -> Document:
+class Fragments:
+    """Each entry serialized once per format, for every document that holds it."""
+
+    def __init__(self, topics_stem: str) -> None:
+        self.topics_stem = topics_stem
+        self._made: dict[tuple[str, Entry], bytes] = {}
+
+    def __call__(self, fmt: str) -> Callable[[Entry], bytes]:
+        def fragment(entry: Entry) -> bytes:
+            key = (fmt, entry)
+            made = self._made.get(key)
+            if made is None:
+                made = self._made[key] = (item_json(entry) if fmt == "json"
+                                          else entry_xml(entry, fmt, self.topics_stem))
+            return made
+
+        return fragment
+
+    def forget(self, fmt: str | None = None) -> None:
+        """Drop the fragments of one format (or all): a build that is done with them frees the memory."""
+        self._made = {k: v for k, v in self._made.items() if fmt is not None and k[0] != fmt}
+
+
+def render_feed(feed: Feed, fmt: str, fragments: Fragments | None = None) -> Document:
     """One feed in one format, as a document."""
-    return make_document(RENDERERS[fmt](feed), media_type(fmt), feed.updated)
+    fragment = fragments(fmt) if fragments else None
+    return make_document(RENDERERS[fmt](feed, fragment), media_type(fmt), feed.updated)
 
 
 def limit_feed(feed: Feed, limit: int) -> Feed:

@@ -31,6 +31,7 @@ class Service:
         self.config = config
         self.builder = Builder(config)
         self.snapshot: Snapshot | None = None
+        self._built: Snapshot | None = None  # the builder's last snapshot, before Last-Modified dating
         self.built_at: float | None = None  # time.time() of the last successful refresh
         self.last_error: str | None = None
         self._refreshing = threading.Lock()
@@ -51,7 +52,9 @@ class Service:
                 log.exception("refresh failed; still serving the last good snapshot")
                 return False
             now = time.time()
-            self.snapshot = carry_last_modified(self.snapshot, fresh, datetime.fromtimestamp(now, timezone.utc))
+            if fresh is not self._built:  # the builder hands back the same object when nothing changed
+                self._built = fresh
+                self.snapshot = carry_last_modified(self.snapshot, fresh, datetime.fromtimestamp(now, timezone.utc))
             self.built_at = now
             self.last_error = None
             log.info("refresh: %d files, %d entries, %d feeds, %d unusable files in %.2fs",
