@@ -14,6 +14,8 @@ from __future__ import annotations
 from typing import Callable
 
 from feedgen.entry import FeedEntry
+from feedgen.ext.dc import DcEntryExtension
+from feedgen.ext.media import MediaEntryExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
@@ -91,9 +93,10 @@ def _generator(feed: Feed, fmt: str) -> FeedGenerator:
 
 def _feed_entry(entry: Entry, fmt: str, topics_stem: str) -> FeedEntry:
     fe = FeedEntry()
-    fe.load_extension("media")
+    # Registered by class: feedgen's load_extension() tries a failing import on every call.
+    fe.register_extension("media", MediaEntryExtension, atom=True, rss=True)
     # RSS <author> must be an e-mail address; providers have none, so RSS says dc:creator.
-    fe.load_extension("dc", atom=False, rss=True)
+    fe.register_extension("dc", DcEntryExtension, atom=False, rss=True)
     fe.id(entry.id)
     fe.title(entry.title)
     fe.link(href=entry.link, rel="alternate", type="text/html")

@@ -12,19 +12,28 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
-from .catalog import build_catalog, select_published
+from collections import Counter
+
+from .catalog import Feed, build_catalog, left_out_reason
 from .config import Config, Limits
 from .entries import Entry, merge_duplicates, to_entry
 from .fields import Diagnostic
 from .ledger import Ledger
 from .pages import render_directory
 from .records import SeedFile, read_record, scan_folder
-from .snapshot import Document, Fragments, Snapshot, assemble, feed_paths, render_feed
+from .snapshot import Document, Fragments, Snapshot, assemble_documents, feed_paths, render_feed, summarize
 from .urls import FORMATS, Urls
 
 LEDGER_FILE = "ledger.sqlite3"
+PARALLEL_MIN = 256  # fewer changed files than this are read in-process
+
+# How a builder reads many files at once: `map(read, seeds)`, e.g. a process pool's map.
+ReadMap = Callable[[Callable[[SeedFile], "Read"], Iterable[SeedFile]], Iterable["Read"]]
+Read = tuple[Entry | None, tuple[Diagnostic, ...], str | None]
 
 
 class SeedFolderEmpty(RuntimeError):
@@ -40,45 +49,82 @@ class _Read:
     entry: Entry | None
     diagnostics: tuple[Diagnostic, ...]
     stale: Entry | None = None
+    left_out: str | None = None  # why a usable record is in no feed
 
     @property
     def published(self) -> Entry | None:
         return self.entry or self.stale
 
 
-class Builder:
-    """Builds snapshots of one seed folder under one config."""
+def read_entry(seed: SeedFile, config: Config) -> Read:
+    """One file -> (its entry, or None; its diagnostics; why it is left out, if it is).
 
-    def __init__(self, config: Config) -> None:
+    A left-out record is checked and counted but never sanitized or rendered.
+    Module-level, so a process pool can run it.
+    """
+    record, notes = read_record(seed, config.limits)
+    if record is None:
+        return None, tuple(notes), None
+    reason = left_out_reason(record.is_published, record.quality, config)
+    if reason:
+        return None, tuple(notes), reason
+    return to_entry(record), tuple(notes), None
+
+
+class Builder:
+    """Builds snapshots of one seed folder under one config.
+
+    `read_map` spreads the reading of many changed files (a cold build) over
+    several processes; without it everything runs in this one.
+    """
+
+    def __init__(self, config: Config, read_map: ReadMap | None = None) -> None:
         self.config = config
+        self.read_map = read_map
         self.urls = Urls(config.base_url)
         self._reads: dict[str, _Read] = {}
         self._ledger, self._ledger_note = _open_ledger(config.state_path / LEDGER_FILE)
-        self._rendered: dict[str, tuple[object, Document]] = {}  # path -> (what it was made from, document)
+        self._rendered: dict[str, tuple[Feed, Document]] = {}  # path -> (the feed it was made from, document)
         self._last: tuple[list, Snapshot] | None = None  # (scan notes, snapshot) of the last build
 
     def build(self) -> Snapshot:
         """Scan the folder; re-read what changed and re-render what that touched."""
         files, scan_notes = scan_folder(self.config.seeds_path, self.config.globs)
-        if not files and any(r.published for r in self._reads.values()):
-            raise SeedFolderEmpty(f"seed folder {self.config.seeds_path} lists no seed files")
         if self._last is not None and self._last[0] == scan_notes and not self._changed(files):
             return self._last[1]
-        self._reads = {seed.rel: self._read(seed) for seed in files}
+        summary = self._summarize(files, scan_notes)
+        snapshot = replace(summary, documents=assemble_documents(self._render(tuple(summary.feeds.values())), summary.directory))
+        self._last = (scan_notes, snapshot)
+        return snapshot
+
+    def stream(self, write: Callable[[str, Document], None]) -> Snapshot:
+        """A full build that hands each document to `write` as soon as it is rendered
+        and keeps none (the static build: memory for one document at a time).
+        The snapshot returned has every field but `documents`."""
+        files, scan_notes = scan_folder(self.config.seeds_path, self.config.globs)
+        summary = self._summarize(files, scan_notes)
+        for fmt in FORMATS:
+            for path, _, doc in self._render_format(tuple(summary.feeds.values()), fmt, {}):
+                write(path, doc)
+        write("/", summary.directory)
+        return summary
+
+    def _summarize(self, files: list[SeedFile], scan_notes: list[Diagnostic]) -> Snapshot:
+        """Read what changed and lay out the feeds: a snapshot with no feed documents yet."""
+        if not files and any(r.published for r in self._reads.values()):
+            raise SeedFolderEmpty(f"seed folder {self.config.seeds_path} lists no seed files")
+        self._reads = self._read_all(files)
         diagnostics = list(scan_notes)
         for read in self._reads.values():
             diagnostics.extend(read.diagnostics)
-        entries, notes = self._identified({rel: r.published for rel, r in self._reads.items() if r.published})
+        published, notes = self._identified({rel: r.published for rel, r in self._reads.items() if r.published})
         diagnostics.extend(notes)
-        published, left_out = select_published(entries, self.config)
+        left_out = dict(sorted(Counter(r.left_out for r in self._reads.values() if r.left_out).items()))
         feeds = build_catalog(published, self.config, self.urls)
-        documents = self._render(feeds)
         diagnostics = sorted(diagnostics, key=lambda d: (d.file, d.field, d.message))
         directory = render_directory(feeds, self.config, len(published), left_out, diagnostics)
-        snapshot = assemble(feeds, documents, directory=directory, diagnostics=tuple(diagnostics),
-                            left_out=left_out, entry_count=len(published), file_count=len(files))
-        self._last = (scan_notes, snapshot)
-        return snapshot
+        return summarize(feeds, directory=directory, diagnostics=tuple(diagnostics), left_out=left_out,
+                         entry_count=len(published), file_count=len(files))
 
     def _changed(self, files: list[SeedFile]) -> bool:
         """Whether any file was added, removed, or changed since the last build."""
@@ -87,42 +133,47 @@ class Builder:
         reads = self._reads
         for seed in files:
             known = reads.get(seed.rel)
-            if known is None or known.stamp != (seed.size, seed.mtime_ns, seed.ctime_ns, seed.inode):
+            if known is None or known.stamp != _stamp(seed):
                 return True
         return False
 
-    def _render(self, feeds: tuple) -> dict[str, Document]:
-        """Every feed document; one whose feed is unchanged keeps its previous document.
-
-        Formats are rendered one after the other, so only one format's entry
-        fragments are held at a time."""
-        fragments = Fragments(self.urls.feed_stem("topics/"))
-        rendered: dict[str, tuple[object, Document]] = {}
+    def _render(self, feeds: tuple[Feed, ...]) -> dict[str, Document]:
+        """Every feed document; one whose feed is unchanged keeps its previous document."""
+        rendered: dict[str, tuple[Feed, Document]] = {}
         for fmt in FORMATS:
-            for feed in feeds:
-                path = feed_paths(feed)[fmt]
-                before = self._rendered.get(path)
-                if before is not None and before[0] == feed:
-                    rendered[path] = before
-                else:
-                    rendered[path] = (feed, render_feed(feed, fmt, fragments))
-            fragments.forget(fmt)
+            for path, feed, doc in self._render_format(feeds, fmt, self._rendered):
+                rendered[path] = (feed, doc)
         self._rendered = rendered
         return {path: doc for path, (_, doc) in rendered.items()}
 
-    def _read(self, seed: SeedFile) -> _Read:
-        stamp = (seed.size, seed.mtime_ns, seed.ctime_ns, seed.inode)
-        known = self._reads.get(seed.rel)
-        if known is not None and known.stamp == stamp:
-            return known
-        record, notes = read_record(seed, self.config.limits)
-        if record is not None:
-            return _Read(stamp, to_entry(record), tuple(notes))
-        last_good = known.published if known else None
-        if last_good is not None:
-            notes = [replace(d, message=f"{d.message}; its last good version keeps publishing", stale=True)
-                     if d.severity == "error" else d for d in notes]
-        return _Read(stamp, None, tuple(notes), stale=last_good)
+    def _render_format(self, feeds: tuple[Feed, ...], fmt: str,
+                       before: dict[str, tuple[Feed, Document]]) -> Iterator[tuple[str, Feed, Document]]:
+        """(path, feed, document) for each feed in one format, reusing `before` where the
+        feed is unchanged. An entry in several of the documents to render is
+        serialized once, and its fragment freed after its last use."""
+        paths = {feed.key: feed_paths(feed)[fmt] for feed in feeds}
+        todo = {feed.key for feed in feeds
+                if paths[feed.key] not in before or before[paths[feed.key]][0] != feed}
+        fragments = Fragments(self.urls.feed_stem("topics/"),
+                              Counter(e for feed in feeds if feed.key in todo for e in feed.entries))
+        for feed in feeds:
+            path = paths[feed.key]
+            if feed.key in todo:
+                yield path, feed, render_feed(feed, fmt, fragments)
+            else:
+                yield path, feed, before[path][1]
+
+    def _read_all(self, files: list[SeedFile]) -> dict[str, _Read]:
+        """A `_Read` per file: the known one if its stamp is unchanged, else a fresh read."""
+        known = {seed.rel: self._reads.get(seed.rel) for seed in files}
+        todo = [seed for seed in files if known[seed.rel] is None or known[seed.rel].stamp != _stamp(seed)]
+        read = partial(read_entry, config=self.config)
+        if self.read_map is not None and len(todo) >= PARALLEL_MIN:
+            results = dict(zip((seed.rel for seed in todo), self.read_map(read, todo)))
+        else:
+            results = {seed.rel: read(seed) for seed in todo}
+        return {seed.rel: _fresh(_stamp(seed), results[seed.rel], known[seed.rel]) if seed.rel in results
+                else known[seed.rel] for seed in files}
 
     def _identified(self, by_file: dict[str, Entry]) -> tuple[list[Entry], list[Diagnostic]]:
         """Entries under their ledger ids, duplicates merged."""
@@ -135,6 +186,22 @@ class Builder:
         entries = [e if e.id == ids[rel] else replace(e, id=ids[rel]) for rel, e in by_file.items()]
         merged, duplicates = merge_duplicates(entries)
         return merged, notes + duplicates
+
+
+def _stamp(seed: SeedFile) -> tuple[int, int, int, int]:
+    return (seed.size, seed.mtime_ns, seed.ctime_ns, seed.inode)
+
+
+def _fresh(stamp: tuple[int, int, int, int], result: Read, known: _Read | None) -> _Read:
+    """The new `_Read` of a file; a bad version keeps the last good entry, marked stale."""
+    entry, notes, left_out = result
+    if entry is not None or left_out is not None:
+        return _Read(stamp, entry, notes, left_out=left_out)
+    last_good = known.published if known else None
+    if last_good is not None:
+        notes = tuple(replace(d, message=f"{d.message}; its last good version keeps publishing", stale=True)
+                      if d.severity == "error" else d for d in notes)
+    return _Read(stamp, None, notes, stale=last_good)
 
 
 def _open_ledger(path: Path) -> tuple[Ledger, Diagnostic | None]:

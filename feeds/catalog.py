@@ -1,8 +1,8 @@
 """Which feeds exist and what each holds, newest first.
 
 Feeds: `all`, one per topic, one per provider (by domain), and the named feeds
-of the config. Left-out records (unpublished, below `min_quality`) are counted
-here and appear in no feed.
+of the config. Left-out records (unpublished, below `min_quality`) appear in no
+feed; `left_out_reason` says which and why.
 """
 
 from __future__ import annotations
@@ -49,18 +49,13 @@ def newest_first(entries: Iterable[Entry]) -> list[Entry]:
     return sorted(entries, key=lambda e: (-e.published.timestamp(), e.id))
 
 
-def select_published(entries: Iterable[Entry], config: Config) -> tuple[list[Entry], dict[str, int]]:
-    """The entries that publish, and how many were left out for each reason."""
-    kept: list[Entry] = []
-    left_out: Counter[str] = Counter()
-    for entry in entries:
-        if not entry.is_published and not config.include_unpublished:
-            left_out["unpublished"] += 1
-        elif config.min_quality is not None and (entry.quality is None or entry.quality < config.min_quality):
-            left_out["below min_quality"] += 1
-        else:
-            kept.append(entry)
-    return kept, dict(sorted(left_out.items()))
+def left_out_reason(is_published: bool, quality: int | None, config: Config) -> str | None:
+    """Why a record is left out of every feed, or None when it publishes."""
+    if not is_published and not config.include_unpublished:
+        return "unpublished"
+    if config.min_quality is not None and (quality is None or quality < config.min_quality):
+        return "below min_quality"
+    return None
 
 
 def build_catalog(entries: list[Entry], config: Config, urls: Urls) -> tuple[Feed, ...]:

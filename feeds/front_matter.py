@@ -62,17 +62,14 @@ def split_seed(text: str, handler: SeedHandler) -> tuple[dict[str, Any], str]:
 
 
 def nesting_depth(value: Any) -> int:
-    """How deeply lists and mappings nest in a loaded value (a scalar is 0)."""
-    deepest = 0
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
+    """How deeply lists and mappings nest in a loaded value (a scalar is 0).
+
+    Recursive: yaml-rs already refuses documents nested past a few hundred
+    levels, far below Python's recursion limit."""
+    if isinstance(value, dict):
+        children = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        return 0
+    return 1 + max((nesting_depth(c) for c in children if isinstance(c, (dict, list))), default=0)

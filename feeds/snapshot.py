@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
-from typing import Callable, Mapping
+from typing import Callable, Counter, Mapping
 
 from .atom_rss import MEDIA_TYPES, entry_xml, render_atom, render_rss
 from .catalog import EPOCH, Feed
@@ -45,6 +45,7 @@ class Snapshot:
     left_out: Mapping[str, int]
     entry_count: int
     file_count: int
+    directory: Document  # the HTML page "/", also in documents
     newest: datetime = field(default=EPOCH)
 
     @property
@@ -71,26 +72,28 @@ def media_type(fmt: str) -> str:
 
 
 class Fragments:
-    """Each entry serialized once per format, for every document that holds it."""
+    """Entries serialized for the documents about to be rendered: an entry in
+    several of them is serialized once, and dropped after its last use."""
 
-    def __init__(self, topics_stem: str) -> None:
+    def __init__(self, topics_stem: str, uses: Counter[Entry]) -> None:
         self.topics_stem = topics_stem
-        self._made: dict[tuple[str, Entry], bytes] = {}
+        self._uses = uses
+        self._made: dict[Entry, bytes] = {}
 
     def __call__(self, fmt: str) -> Callable[[Entry], bytes]:
         def fragment(entry: Entry) -> bytes:
-            key = (fmt, entry)
-            made = self._made.get(key)
+            made = self._made.get(entry)
             if made is None:
-                made = self._made[key] = (item_json(entry) if fmt == "json"
-                                          else entry_xml(entry, fmt, self.topics_stem))
+                made = item_json(entry) if fmt == "json" else entry_xml(entry, fmt, self.topics_stem)
+            left = self._uses[entry] - 1
+            self._uses[entry] = left
+            if left > 0:
+                self._made[entry] = made
+            else:
+                self._made.pop(entry, None)
             return made
 
         return fragment
-
-    def forget(self, fmt: str | None = None) -> None:
-        """Drop the fragments of one format (or all): a build that is done with them frees the memory."""
-        self._made = {k: v for k, v in self._made.items() if fmt is not None and k[0] != fmt}
 
 
 def render_feed(feed: Feed, fmt: str, fragments: Fragments | None = None) -> Document:
@@ -110,22 +113,26 @@ def feed_paths(feed: Feed) -> dict[str, str]:
     return {fmt: f"/feeds/{feed.key}.{fmt}" for fmt in FORMATS}
 
 
-def assemble(feeds: tuple[Feed, ...], documents: Mapping[str, Document], *, directory: bytes,
-             diagnostics: tuple[Diagnostic, ...], left_out: Mapping[str, int],
-             entry_count: int, file_count: int) -> Snapshot:
-    """Freeze the rendered documents and their feeds into a snapshot."""
+def summarize(feeds: tuple[Feed, ...], *, directory: bytes, diagnostics: tuple[Diagnostic, ...],
+              left_out: Mapping[str, int], entry_count: int, file_count: int) -> Snapshot:
+    """A snapshot of everything but the feed documents (see `assemble_documents`)."""
     newest = max((f.updated for f in feeds), default=EPOCH)
-    docs = dict(documents)
-    docs["/"] = make_document(directory, HTML, newest)
+    page = make_document(directory, HTML, newest)
     return Snapshot(
-        documents=MappingProxyType(docs),
+        documents=MappingProxyType({"/": page}),
         feeds=MappingProxyType({f.key: f for f in feeds}),
         diagnostics=diagnostics,
         left_out=MappingProxyType(dict(left_out)),
         entry_count=entry_count,
         file_count=file_count,
+        directory=page,
         newest=newest,
     )
+
+
+def assemble_documents(documents: Mapping[str, Document], directory: Document) -> Mapping[str, Document]:
+    """The read-only map of every document a snapshot serves."""
+    return MappingProxyType({**documents, "/": directory})
 
 
 def carry_last_modified(previous: Snapshot | None, current: Snapshot, now: datetime) -> Snapshot:

@@ -1,9 +1,15 @@
-"""The static build: a snapshot written as files any web server can serve.
+"""The static build: documents written as files any web server can serve.
 
-    OUT/index.html  OUT/feeds/all.atom  OUT/feeds/topics/ai.rss  ...
+    OUT -> .OUT.versions/<n>/          OUT is a symlink, swapped atomically
+           index.html, index.html.gz
+           feeds/all.atom, feeds/all.atom.gz, feeds/topics/ai.rss, ...
 
-Paths come from the snapshot (slugs and domains are single safe path
-segments); each is checked to stay inside OUT before anything is written.
+Each build writes a new version folder and then points OUT at it with one
+rename of a symlink, so a reader of OUT (nginx, rsync) never sees half a build.
+A file whose bytes did not change is hard-linked from the previous version, so
+it keeps its mtime and inode and a sync uploads only what changed. `.gz`
+siblings are there for nginx's `gzip_static`. Paths come from the snapshot
+(single safe segments); each is checked to stay inside the version folder.
 """
 
 from __future__ import annotations
@@ -13,43 +19,68 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .snapshot import Snapshot
+from .snapshot import Document, Snapshot
 
 
-def site_files(snapshot: Snapshot) -> dict[str, bytes]:
-    """Relative file path -> bytes, for every document of the snapshot."""
-    files = {}
-    for path, doc in snapshot.documents.items():
+class SiteWriter:
+    """Writes one new version of the site, then swaps it in (`commit`) or not (`abort`)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = Path(os.path.abspath(out))
+        self.versions = self.out.parent / f".{self.out.name}.versions"
+        if self.out.exists() and not self.out.is_symlink():
+            raise FileExistsError(f"{self.out} exists and is not a seedfeeds build; remove it or choose another folder")
+        self.versions.mkdir(parents=True, exist_ok=True)
+        self.previous = self.out.resolve() if self.out.is_symlink() else None
+        self.folder = Path(tempfile.mkdtemp(prefix="v", dir=self.versions))
+        self.written = 0  # files whose bytes changed
+        self.kept = 0  # files hard-linked unchanged from the previous version
+
+    def write(self, path: str, doc: Document) -> None:
+        """Write one document (and its .gz sibling) under its URL path."""
         rel = "index.html" if path == "/" else path.lstrip("/")
-        files[rel] = doc.body
-    return files
+        target = (self.folder / rel).resolve()
+        if not target.is_relative_to(self.folder):
+            raise ValueError(f"refusing to write outside the output folder: {path!r}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self._put(rel, target, doc.body)
+        self._put(rel + ".gz", target.with_name(target.name + ".gz"), doc.gzip_body)
+
+    def _put(self, rel: str, target: Path, data: bytes) -> None:
+        old = self.previous / rel if self.previous else None
+        try:
+            if old is not None and old.stat().st_size == len(data) and old.read_bytes() == data:
+                os.link(old, target)
+                self.kept += 1
+                return
+        except OSError:
+            pass  # no previous file (or it vanished): write it
+        target.write_bytes(data)
+        self.written += 1
+
+    def commit(self) -> None:
+        """Point OUT at the new version in one atomic rename, then drop older versions."""
+        os.chmod(self.folder, 0o755)
+        link = self.versions / f".link-{os.getpid()}"
+        link.unlink(missing_ok=True)
+        link.symlink_to(os.path.relpath(self.folder, self.out.parent))
+        os.replace(link, self.out)
+        for old in self.versions.iterdir():
+            if old != self.folder and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def write_site(snapshot: Snapshot, out: Path) -> int:
-    """Write every document under `out`, replacing what was there; returns the file count.
-
-    The new tree is written beside `out` and renamed into place.
-    """
-    out = Path(out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+def write_site(snapshot: Snapshot, out: Path) -> SiteWriter:
+    """Write every document of `snapshot` as a new version of the site at `out`."""
+    writer = SiteWriter(out)
     try:
-        files = site_files(snapshot)
-        for rel, body in files.items():
-            target = (staging / rel).resolve()
-            if not target.is_relative_to(staging):
-                raise ValueError(f"refusing to write outside the output folder: {rel!r}")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(body)
-        os.chmod(staging, 0o755)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, old / "site")
-            os.replace(staging, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, out)
+        for path, doc in snapshot.documents.items():
+            writer.write(path, doc)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        writer.abort()
         raise
-    return len(files)
+    writer.commit()
+    return writer

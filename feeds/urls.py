@@ -12,6 +12,7 @@ import hashlib
 import ipaddress
 import re
 import unicodedata
+from functools import lru_cache
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 FORMATS = ("atom", "rss", "json")
@@ -25,6 +26,11 @@ _URL_EDGES = "".join(chr(c) for c in range(0x21))
 _RESERVED_SLUGS = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)),
                              *(f"lpt{i}" for i in range(10))})
 SLUG_MAX = 60
+# An absolute http(s) URL that needs no resolving, no re-encoding and no case
+# change: lowercase ASCII host, no port, no userinfo, a path, only URI characters.
+_URI_CHARS = r"[A-Za-z0-9\-._~%!$&'()*+,;=:@/]"
+_PLAIN_URL = re.compile(rf"^(https?)://([a-z0-9][a-z0-9.-]*)(/{_URI_CHARS}*)(\?[A-Za-z0-9\-._~%!$&'()*+,;=:@/?]*)?"
+                        rf"(#[A-Za-z0-9\-._~%!$&'()*+,;=:@/?]*)?$")
 
 
 class Urls:
@@ -71,6 +77,7 @@ def slugify(label: str) -> str:
     return slug
 
 
+@lru_cache(maxsize=8192)  # a pure function of a few hundred distinct domains, called per field
 def provider_domain(value: str) -> str | None:
     """A provider's domain as used in feed paths: lowercase, IDNA, no `www.`;
     None when the value is not a plain host name (slashes, ports, userinfo...)."""
@@ -93,6 +100,13 @@ def http_url(value: str, base: str | None = None, schemes: tuple[str, ...] = ("h
 
     With `base`, relative references are resolved against it first.
     """
+    plain = _PLAIN_URL.match(value)
+    if plain and plain.group(1) in schemes and provider_domain(plain.group(2)):
+        return value  # already in the form the general path below would give
+    return _http_url(value, base, schemes)
+
+
+def _http_url(value: str, base: str | None, schemes: tuple[str, ...]) -> str | None:
     value = _URL_INVISIBLE.sub("", value).strip(_URL_EDGES)
     if not value:
         return None

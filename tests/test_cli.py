@@ -58,22 +58,6 @@ def test_list_shows_feeds_counts_and_urls(config_file):
     assert "left out: 4 unpublished" in result.stderr
 
 
-def test_build_writes_every_document_as_static_files(config_file, tmp_path):
-    """`build --out DIR` writes index.html and every feed in every format, byte-identical to what is served."""
-    from feeds import build_snapshot, load_config
-
-    out = tmp_path / "site"
-    result = run("build", "--out", str(out), "--config", str(config_file))
-    assert result.returncode == 0, result.stderr
-    snapshot = build_snapshot(load_config(config_file))
-    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert written == sorted("index.html" if path == "/" else path[1:] for path in snapshot.documents)
-    assert (out / "feeds" / "all.atom").read_bytes() == snapshot.documents["/feeds/all.atom"].body
-    # A second build replaces the folder's contents.
-    assert run("build", "--out", str(out), "--config", str(config_file)).returncode == 0
-    assert len(list(out.rglob("*.atom"))) == 4
-
-
 def test_scheduler_starts_once_under_flasks_reloader(tmp_path, seed_dir):
     """`flask --app web run --reload` starts one scheduler: in the serving child, not the watcher."""
     port = free_port()

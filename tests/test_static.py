@@ -1,0 +1,186 @@
+"""`seedfeeds build --out DIR`, the CDN path: atomic, incremental, gzip siblings,
+and served by a real nginx on 127.0.0.1 with the README's config."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import feedparser
+import pytest
+
+from conftest import ROOT, SEEDFEEDS, free_port, http_get, wait_for, write_config
+from feeds import build_snapshot, load_config
+
+NGINX = "/usr/sbin/nginx"
+
+
+def build(config: Path, out: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run([SEEDFEEDS, "build", "--out", str(out), "--config", str(config)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def files(out: Path) -> dict[str, os.stat_result]:
+    return {str(p.relative_to(out)): p.stat() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def test_build_writes_every_document_and_its_gzip(config_file, tmp_path):
+    """Every document is written under its URL path with a .gz sibling, byte-identical to what is served."""
+    out = tmp_path / "site"
+    build(config_file, out)
+    snapshot = build_snapshot(load_config(config_file))
+    expected = {"index.html" if path == "/" else path[1:] for path in snapshot.documents}
+    assert set(files(out)) == expected | {name + ".gz" for name in expected}
+    for path, doc in snapshot.documents.items():
+        name = "index.html" if path == "/" else path[1:]
+        assert (out / name).read_bytes() == doc.body
+        assert gzip.decompress((out / (name + ".gz")).read_bytes()) == doc.body
+
+
+def test_rebuild_rewrites_only_changed_files(config_file, seed_dir, tmp_path):
+    """A rebuild keeps unchanged files as they were (same inode and mtime); changed files are new."""
+    out = tmp_path / "site"
+    build(config_file, out)
+    before = files(out)
+    time.sleep(0.05)
+    result = build(config_file, out)
+    assert "0 files changed" in result.stdout
+    assert {k: (v.st_ino, v.st_mtime_ns) for k, v in files(out).items()} == \
+        {k: (v.st_ino, v.st_mtime_ns) for k, v in before.items()}
+    seed = seed_dir / "000_3416384145912650.txt"
+    seed.write_text(seed.read_text().replace("Human Rights Groups Call", "Rights Groups Urge"))
+    build(config_file, out)
+    after = files(out)
+    changed = {k for k in after if (after[k].st_ino, after[k].st_mtime_ns) != (before[k].st_ino, before[k].st_mtime_ns)}
+    assert "feeds/all.atom" in changed and "feeds/all.atom.gz" in changed
+    assert "feeds/providers/forbes.com.json" in changed
+    assert changed  # and nothing outside the feeds that hold the entry, plus the index
+    assert all(k.startswith(("feeds/", "index.html")) for k in changed)
+
+
+def test_readers_never_see_half_a_build(config_file, tmp_path):
+    """While builds run, a reader of DIR always finds a complete site (the swap is one rename)."""
+    out = tmp_path / "site"
+    build(config_file, out)
+    expected = set(files(out))
+    seen_broken = []
+    stop = threading.Event()
+
+    def read_loop():
+        while not stop.is_set():
+            try:
+                names = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+                if names != expected:
+                    seen_broken.append(len(names))
+            except OSError as exc:  # the folder being gone is also half a build
+                seen_broken.append(str(exc))
+
+    reader = threading.Thread(target=read_loop)
+    reader.start()
+    try:
+        for _ in range(5):
+            build(config_file, out)
+    finally:
+        stop.set()
+        reader.join()
+    assert seen_broken == []
+    assert len(list((tmp_path / ".site.versions").iterdir())) == 1  # older versions removed
+
+
+def test_build_refuses_to_replace_a_real_folder(config_file, tmp_path):
+    """An existing folder that is not a seedfeeds build is left alone."""
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    result = subprocess.run([SEEDFEEDS, "build", "--out", str(out), "--config", str(config_file)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "not a seedfeeds build" in result.stderr
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def nginx_config(readme: str, site: Path, port: int, prefix: Path) -> str:
+    """The README's sample nginx config, pointed at `site` and `port`, runnable unprivileged-ish."""
+    sample = re.search(r"```nginx\n(.*?)```", readme, re.S).group(1)
+    sample = sample.replace("/srv/seedfeeds/site", str(site)).replace("listen 8080", f"listen 127.0.0.1:{port}")
+    return f"""daemon off;
+user root;
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+{sample}
+}}
+"""
+
+
+@pytest.fixture
+def nginx(config_file, tmp_path):
+    """nginx serving a fresh build with the README's sample config; stopped by PID."""
+    out = tmp_path / "site"
+    build(config_file, out)
+    port = free_port()
+    prefix = tmp_path / "nginx"
+    prefix.mkdir()
+    conf = prefix / "nginx.conf"
+    conf.write_text(nginx_config((ROOT / "README.md").read_text(), out, port, prefix))
+    with (prefix / "stderr.log").open("wb") as log:
+        process = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(prefix)], stdout=log, stderr=log)
+    try:
+        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/"), timeout=10)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return http_get(url)[0] == 200
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("fmt", ["atom", "rss", "json"])
+def test_nginx_serves_the_build_with_media_types_gzip_and_304(nginx, fmt):
+    """nginx serves each format with its media type, gzip from the .gz sibling, and 304 on revalidation."""
+    status, headers, body = http_get(f"{nginx}/feeds/all.{fmt}")
+    assert status == 200
+    assert headers["Content-Type"].startswith({"atom": "application/atom+xml", "rss": "application/rss+xml",
+                                               "json": "application/feed+json"}[fmt])
+    status, gz_headers, gz_body = http_get(f"{nginx}/feeds/all.{fmt}", {"Accept-Encoding": "gzip"})
+    assert gz_headers["Content-Encoding"] == "gzip" and gzip.decompress(gz_body) == body
+    assert http_get(f"{nginx}/feeds/all.{fmt}", {"If-None-Match": headers["ETag"]})[0] == 304
+    assert http_get(f"{nginx}/feeds/all.{fmt}", {"If-Modified-Since": headers["Last-Modified"]})[0] == 304
+
+
+@pytest.mark.parametrize("fmt", ["atom", "rss"])
+def test_feedparser_reads_the_nginx_build_and_revalidates(nginx, fmt):
+    """feedparser reads the published entry from nginx, and its second poll gets 304."""
+    first = feedparser.parse(f"{nginx}/feeds/all.{fmt}")
+    assert first.bozo == 0 and first.status == 200
+    assert [e.title for e in first.entries] == [
+        "Human Rights Groups Call On The University Of Miami To Ban Facial Recognition"]
+    second = feedparser.parse(f"{nginx}/feeds/all.{fmt}", etag=first.etag, modified=first.modified)
+    assert second.status == 304
+
+
+def test_nginx_sample_config_is_in_the_readme():
+    """The README ships the nginx config the tests use, with `if_modified_since before`."""
+    readme = (ROOT / "README.md").read_text()
+    sample = re.search(r"```nginx\n(.*?)```", readme, re.S).group(1)
+    assert "if_modified_since before;" in sample and "gzip_static on;" in sample
