@@ -20,7 +20,7 @@ from collections import Counter
 
 from .catalog import Feed, build_catalog, left_out_reason
 from .config import Config, Limits
-from .entries import Entry, merge_duplicates, to_entry
+from .entries import Entry, merge_duplicates, share_values, to_entry
 from .fields import Diagnostic
 from .ledger import Ledger
 from .pages import render_directory
@@ -40,7 +40,7 @@ class SeedFolderEmpty(RuntimeError):
     """The seed folder lists no files although it had some: keep the last snapshot."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Read:
     """What one version of one file gave: an entry or not, its diagnostics, and
     the last good entry it had, if this version is bad."""
@@ -83,6 +83,7 @@ class Builder:
         self.read_map = read_map
         self.urls = Urls(config.base_url)
         self._reads: dict[str, _Read] = {}
+        self._shared: dict = {}  # one copy of each provider, author, topic... (see share_values)
         self._ledger, self._ledger_note = _open_ledger(config.state_path / LEDGER_FILE)
         self._rendered: dict[str, tuple[Feed, Document]] = {}  # path -> (the feed it was made from, document)
         self._last: tuple[list, Snapshot] | None = None  # (scan notes, snapshot) of the last build
@@ -97,17 +98,17 @@ class Builder:
         self._last = (scan_notes, snapshot)
         return snapshot
 
-    def stream(self, write: Callable[[str, Document], None]) -> Snapshot:
-        """A full build that hands each document to `write` as soon as it is rendered
-        and keeps none (the static build: memory for one document at a time).
-        The snapshot returned has every field but `documents`."""
+    def summarize(self) -> Snapshot:
+        """A full scan and read, laid out as feeds: a snapshot holding every field
+        but the feed documents, which `documents()` then renders one at a time
+        (the static build: memory for one document, not all of them)."""
         files, scan_notes = scan_folder(self.config.seeds_path, self.config.globs)
-        summary = self._summarize(files, scan_notes)
-        for fmt in FORMATS:
-            for path, _, doc in self._render_format(tuple(summary.feeds.values()), fmt, {}):
-                write(path, doc)
-        write("/", summary.directory)
-        return summary
+        return self._summarize(files, scan_notes)
+
+    def documents(self, summary: Snapshot, fmt: str) -> Iterator[tuple[str, Document]]:
+        """Each feed of `summary` rendered in one format, as (path, document)."""
+        for path, _, doc in self._render_format(tuple(summary.feeds.values()), fmt, {}):
+            yield path, doc
 
     def _summarize(self, files: list[SeedFile], scan_notes: list[Diagnostic]) -> Snapshot:
         """Read what changed and lay out the feeds: a snapshot with no feed documents yet."""
@@ -169,7 +170,8 @@ class Builder:
         todo = [seed for seed in files if known[seed.rel] is None or known[seed.rel].stamp != _stamp(seed)]
         read = partial(read_entry, config=self.config)
         if self.read_map is not None and len(todo) >= PARALLEL_MIN:
-            results = dict(zip((seed.rel for seed in todo), self.read_map(read, todo)))
+            results = {seed.rel: (share_values(e, self._shared) if e else e, notes, left_out)
+                       for seed, (e, notes, left_out) in zip(todo, self.read_map(read, todo))}
         else:
             results = {seed.rel: read(seed) for seed in todo}
         return {seed.rel: _fresh(_stamp(seed), results[seed.rel], known[seed.rel]) if seed.rel in results

@@ -21,7 +21,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 KINDS = ("all", "named", "topic", "provider")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Feed:
     """One feed: what it is called, where it lives, and its entries."""
 

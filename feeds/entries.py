@@ -7,7 +7,7 @@ never have to clean them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from html import escape
 from typing import Iterable
@@ -24,19 +24,19 @@ _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augu
            "September", "October", "November", "December")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Topic:
     label: str
     slug: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Author:
     name: str
     uri: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One published item, safe to render in any format."""
 
@@ -45,7 +45,9 @@ class Entry:
     link: str
     title: str
     summary: str | None
-    content_html: str
+    # UTF-8: one non-Latin-1 character makes Python store a str at two bytes per
+    # character, and contents are most of a build's memory. See `content_html`.
+    content: bytes
     published: datetime
     updated: datetime
     author: Author | None
@@ -58,6 +60,11 @@ class Entry:
     quality: int | None
     is_published: bool
     image: Image | None
+
+    @property
+    def content_html(self) -> str:
+        """Lead image + excerpt + body + related coverage, as safe HTML."""
+        return self.content.decode("utf-8")
 
 
 def to_entry(record: Record) -> Entry:
@@ -72,7 +79,7 @@ def to_entry(record: Record) -> Entry:
         link=record.url,
         title=title,
         summary=summary or None,
-        content_html=_content(record, summary, image),
+        content=_content(record, summary, image).encode("utf-8"),
         published=record.published,
         updated=record.updated,
         author=_author(provider),
@@ -86,6 +93,19 @@ def to_entry(record: Record) -> Entry:
         is_published=record.is_published,
         image=image,
     )
+
+
+def share_values(entry: Entry, table: dict) -> Entry:
+    """The entry with its provider, author, topics, category and type replaced by
+    equal objects already in `table` (one copy per provider or topic instead of one
+    per entry: entries unpickled from worker processes share nothing)."""
+
+    def one(value):
+        return table.setdefault(value, value) if value is not None else None
+
+    return replace(entry, author=one(entry.author), provider_domain=one(entry.provider_domain),
+                   provider_icon=one(entry.provider_icon), topics=one(tuple(one(t) for t in entry.topics)),
+                   category=one(entry.category), type=one(entry.type), file=entry.file)
 
 
 def merge_duplicates(entries: Iterable[Entry]) -> tuple[list[Entry], list[Diagnostic]]:
@@ -171,7 +191,9 @@ def _related_item(related: Related) -> str:
     source = plain_text(related.provider.name) if related.provider and related.provider.name else ""
     when = human_date(related.published) if related.published else ""
     tail = ", ".join(x for x in (escape(source, quote=False), when) if x)
-    return f"<li>{head}" + (f" — {tail}" if tail else "") + "</li>"
+    # &#8212; rather than "—": one non-Latin-1 character would make Python store the
+    # whole content string at two bytes per character.
+    return f"<li>{head}" + (f" &#8212; {tail}" if tail else "") + "</li>"
 
 
 def human_date(moment: datetime) -> str:

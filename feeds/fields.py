@@ -23,7 +23,7 @@ _DECIMAL = re.compile(r"^[-+]?[0-9]{1,18}$")
 EARLIEST_YEAR, LATEST_YEAR = 1900, 9998
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Diagnostic:
     """Why (part of) a seed file could not be used: file, field, severity, message."""
 

@@ -18,11 +18,11 @@ from typing import Any, Iterable
 
 from .config import Limits
 from .fields import Diagnostic, Fields, Unusable
-from .front_matter import FrontMatterError, SeedHandler, YAMLError, has_front_matter, nesting_depth, split_seed
+from .front_matter import FrontMatterError, SeedHandler, has_front_matter, nesting_depth, split_seed
 from .urls import http_url, provider_domain
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SeedFile:
     """A file found in the seed folder; its stat tells whether it changed."""
 
@@ -34,7 +34,7 @@ class SeedFile:
     inode: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Image:
     url: str
     width: int | None = None
@@ -42,14 +42,14 @@ class Image:
     title: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Provider:
     name: str | None
     domain: str | None
     images: tuple[Image, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Related:
     title: str
     url: str | None
@@ -59,7 +59,7 @@ class Related:
     quality: int | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Record:
     """One usable seed file, typed; text still as the author wrote it."""
 
@@ -159,7 +159,7 @@ def read_record(seed: SeedFile, limits: Limits = Limits()) -> tuple[Record | Non
         return None, [Diagnostic(seed.rel, exc.field, "error", exc.message)]
     except OSError as exc:
         return None, [Diagnostic(seed.rel, "(file)", "error", f"cannot read: {exc.strerror or exc}")]
-    except (YAMLError, FrontMatterError, RecursionError) as exc:
+    except (FrontMatterError, RecursionError) as exc:
         return None, [Diagnostic(seed.rel, "(yaml)", "error", _one_line(exc))]
     fields = Fields(seed.rel, data, warnings=warnings, max_items=limits.list_items)
     try:

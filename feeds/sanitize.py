@@ -1,7 +1,9 @@
 """The one door for bleach: plain text, allowed HTML, allowed URL schemes.
 
 bleach is in security-fix-only maintenance; every call to it is in this module,
-so the sanitizer can be swapped without touching the rest.
+so the sanitizer can be swapped without touching the rest. It is imported on
+first use: a cold build's main process, whose pool does the sanitizing, never
+loads it (9 MiB less at its peak).
 """
 
 from __future__ import annotations
@@ -10,10 +12,7 @@ import html
 import re
 import threading
 from contextvars import ContextVar
-from typing import Iterator
-
-import bleach
-from bleach.html5lib_shim import Filter
+from typing import TYPE_CHECKING, Iterator
 
 from .urls import http_url
 
@@ -28,7 +27,6 @@ IMAGE_SCHEMES = ("http", "https")
 # Characters XML 1.0 forbids (https://www.w3.org/TR/xml/#charsets), C1 controls, and
 # noncharacters: feedgen raises on the former, readers choke on the rest.
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
-_TAG_OR_ENTITY = re.compile(r"[<&]")
 # Stripping a disallowed element keeps its text; for these the text is code or
 # page furniture, not prose, so it goes with the element (bleach still does the
 # sanitizing: this only spares readers "alert(1)" and CSS in the middle of a story).
@@ -46,31 +44,40 @@ _base_url: ContextVar[str | None] = ContextVar("base_url", default=None)
 _local = threading.local()  # bleach Cleaners are not thread-safe: one per thread
 
 
-class _AbsoluteUrls(Filter):
+if TYPE_CHECKING:
+    import bleach
+
+
+def _absolute_urls(token_stream: Iterator[dict]) -> Iterator[dict]:
     """Resolves relative href/src against the article URL; drops what is not http(s)."""
-
-    def __iter__(self) -> Iterator[dict]:
-        base = _base_url.get()
-        for token in super().__iter__():
-            if token["type"] in ("StartTag", "EmptyTag") and token["name"] in ("a", "img"):
-                attr, schemes = ((None, "href"), LINK_SCHEMES) if token["name"] == "a" else ((None, "src"), IMAGE_SCHEMES)
-                raw = token["data"].get(attr)
-                url = http_url(raw, base, schemes) if raw is not None else None
-                if url is None and token["name"] == "img":
-                    continue  # an image with no safe source is nothing
-                if url is None:
-                    token["data"].pop(attr, None)
-                else:
-                    token["data"][attr] = url
-            yield token
+    base = _base_url.get()
+    for token in token_stream:
+        if token["type"] in ("StartTag", "EmptyTag") and token["name"] in ("a", "img"):
+            attr, schemes = ((None, "href"), LINK_SCHEMES) if token["name"] == "a" else ((None, "src"), IMAGE_SCHEMES)
+            raw = token["data"].get(attr)
+            url = http_url(raw, base, schemes) if raw is not None else None
+            if url is None and token["name"] == "img":
+                continue  # an image with no safe source is nothing
+            if url is None:
+                token["data"].pop(attr, None)
+            else:
+                token["data"][attr] = url
+        yield token
 
 
-def _cleaners() -> tuple[bleach.Cleaner, bleach.Cleaner]:
+def _cleaners() -> tuple["bleach.Cleaner", "bleach.Cleaner"]:
     if not hasattr(_local, "cleaners"):
+        import bleach
+        from bleach.html5lib_shim import Filter
+
+        class AbsoluteUrls(Filter):
+            def __iter__(self) -> Iterator[dict]:
+                return _absolute_urls(super().__iter__())
+
         _local.cleaners = (
             bleach.Cleaner(tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
                            protocols=LINK_SCHEMES, strip=True, strip_comments=True,
-                           filters=[_AbsoluteUrls]),
+                           filters=[AbsoluteUrls]),
             bleach.Cleaner(tags=set(), attributes={}, strip=True, strip_comments=True),
         )
     return _local.cleaners
@@ -102,9 +109,13 @@ def plain_text(value: str) -> str:
     (`&lt;script&gt;`) is stripped too, since some readers render titles as HTML."""
     text = _INVISIBLE.sub("", remove_forbidden(value))
     for _ in range(4):
-        if not _TAG_OR_ENTITY.search(text):
+        if "<" in text:
+            decoded = html.unescape(_cleaners()[1].clean(_drop_hidden(text)))
+        elif "&" in text:
+            decoded = html.unescape(text)  # no tag to strip: decoding is all bleach would leave to do
+        else:
             break
-        decoded = _INVISIBLE.sub("", remove_forbidden(html.unescape(_cleaners()[1].clean(_drop_hidden(text)))))
+        decoded = _INVISIBLE.sub("", remove_forbidden(decoded))
         if decoded == text:
             break
         text = decoded

@@ -23,7 +23,7 @@ RENDERERS: dict[str, Callable[..., bytes]] = {"atom": render_atom, "rss": render
 HTML = "text/html; charset=utf-8"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Document:
     """One rendered representation, ready to send as is."""
 
@@ -35,7 +35,7 @@ class Document:
     last_modified: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything the service answers with, built from one scan of the seeds."""
 

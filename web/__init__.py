@@ -6,17 +6,16 @@ refresh service and its scheduler (`refresh`). `flask --app web run` works.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from flask import Flask
-
-from feeds import Config, load_config
 from feeds.config import DEFAULT_CONFIG
 
-from . import views
-from .refresh import Service
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from feeds import Config
 
 CONFIG_ENV = "SEEDFEEDS_CONFIG"
 
@@ -31,35 +30,12 @@ def config_path(given: str | os.PathLike | None = None) -> Path | None:
     return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
 
 
-def create_app(config: Config | None = None, *, start_scheduler: bool | None = None) -> Flask:
-    """Build the app and its first snapshot.
+def create_app(config: "Config | None" = None, *, start_scheduler: bool | None = None) -> "Flask":
+    """Build the app and its first snapshot (see `web.app.build_app`).
 
-    The scheduler starts on the first request (so Flask's reloader parent,
-    which never serves, starts none), or at once with `start_scheduler=True`.
+    Flask is imported here, not at the top, so `seedfeeds build` and `check`
+    never load the web stack.
     """
-    config = config or load_config(config_path())
-    _ensure_logging()
-    app = Flask(__name__)
-    app.json.sort_keys = False
-    svc = Service(config)
-    if not svc.refresh():
-        raise RuntimeError(f"the first build failed: {svc.last_error}")
-    app.extensions["seedfeeds"] = svc
-    views.register(app)
-    if start_scheduler:
-        svc.start_scheduler()
-    elif start_scheduler is None:
-        app.before_request(svc.start_scheduler)
-    return app
+    from .app import build_app
 
-
-def _ensure_logging() -> None:
-    """Refresh and scheduler lines reach stderr even when nothing configured
-    logging (as under `flask run`), like Flask's own default handler."""
-    logger = logging.getLogger("seedfeeds")
-    if not logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-    if logger.level == logging.NOTSET:
-        logger.setLevel(logging.INFO)
+    return build_app(config, start_scheduler=start_scheduler)

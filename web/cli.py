@@ -21,11 +21,12 @@ from pathlib import Path
 import click
 
 from feeds import Builder, Config, ConfigError, build_snapshot, load_config
+from feeds.snapshot import Snapshot
 from feeds.builder import check_files
 from feeds.static import SiteWriter
 from feeds.urls import FORMATS
 
-from . import config_path, create_app
+from . import config_path, create_app  # create_app imports Flask only when called
 
 config_option = click.option(
     "--config", "config_file", type=click.Path(dir_okay=False),
@@ -73,16 +74,54 @@ def build(config_file: str | None, out: str) -> None:
         click.echo(f"seedfeeds: cannot build into {out}: {exc}", err=True)
         sys.exit(2)
     try:
-        # Reading and sanitizing seeds is most of a cold build: spread it over every core.
-        # fork is safe here: this process has started no threads.
-        with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=get_context("fork")) as pool:
-            summary = Builder(config, read_map=partial(pool.map, chunksize=64)).stream(writer.write)
+        summary = _build_site(config, writer)
     except BaseException:
         writer.abort()
         raise
     writer.commit()
     click.echo(f"wrote {out}: {writer.written} files changed, {writer.kept} unchanged "
                f"({summary.entry_count} entries, {len(summary.feeds)} feeds, {summary.errors} unusable seed files)")
+
+
+def _build_site(config: Config, writer: SiteWriter) -> Snapshot:
+    """A cold build written through `writer`, on every core: seeds are read in a
+    process pool, then one forked child renders some formats while this process
+    renders the others (the child shares the entries copy-on-write, no pickling).
+    fork is safe here: this process has started no threads."""
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=get_context("fork")) as pool:
+        builder = Builder(config, read_map=partial(pool.map, chunksize=64))
+        summary = builder.summarize()
+    child_formats, own_formats = ("atom", "json"), ("rss",)
+    if (os.cpu_count() or 1) < 2:
+        child_formats, own_formats = (), FORMATS
+    reader, sender = os.pipe()
+    pid = os.fork() if child_formats else 0
+    if child_formats and pid == 0:  # the child: render, write, report the counts, exit
+        os.close(reader)
+        status = 1
+        try:
+            for fmt in child_formats:
+                for path, doc in builder.documents(summary, fmt):
+                    writer.write(path, doc)
+            os.write(sender, f"{writer.written} {writer.kept}".encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(sender)
+    for fmt in own_formats:
+        for path, doc in builder.documents(summary, fmt):
+            writer.write(path, doc)
+    writer.write("/", summary.directory)
+    if child_formats:
+        report = os.read(reader, 100).decode()
+        _, status = os.waitpid(pid, 0)
+        if status != 0 or not report:
+            raise RuntimeError("the rendering child process failed")
+        written, kept = map(int, report.split())
+        writer.written += written
+        writer.kept += kept
+    os.close(reader)
+    return summary
 
 
 @main.command()

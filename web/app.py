@@ -1,0 +1,48 @@
+"""The Flask application: `build_app()` hands the app to each part's setup."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from feeds import Config, load_config
+
+from . import views
+from .refresh import Service
+
+
+def build_app(config: Config | None = None, *, start_scheduler: bool | None = None) -> Flask:
+    """Build the app and its first snapshot.
+
+    The scheduler starts on the first request (so Flask's reloader parent,
+    which never serves, starts none), or at once with `start_scheduler=True`.
+    """
+    from . import config_path
+
+    config = config or load_config(config_path())
+    _ensure_logging()
+    app = Flask(__name__)
+    app.json.sort_keys = False
+    svc = Service(config)
+    if not svc.refresh():
+        raise RuntimeError(f"the first build failed: {svc.last_error}")
+    app.extensions["seedfeeds"] = svc
+    views.register(app)
+    if start_scheduler:
+        svc.start_scheduler()
+    elif start_scheduler is None:
+        app.before_request(svc.start_scheduler)
+    return app
+
+
+def _ensure_logging() -> None:
+    """Refresh and scheduler lines reach stderr even when nothing configured
+    logging (as under `flask run`), like Flask's own default handler."""
+    logger = logging.getLogger("seedfeeds")
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
