@@ -9,6 +9,7 @@ from flask import Flask
 from feeds import Config, load_config
 
 from . import views
+from .fastpath import FastPath
 from .refresh import Service
 
 
@@ -29,6 +30,7 @@ def build_app(config: Config | None = None, *, start_scheduler: bool | None = No
         raise RuntimeError(f"the first build failed: {svc.last_error}")
     app.extensions["seedfeeds"] = svc
     views.register(app)
+    app.wsgi_app = FastPath(app.wsgi_app, svc.prepares)
     if start_scheduler:
         svc.start_scheduler()
     elif start_scheduler is None:

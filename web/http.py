@@ -27,16 +27,21 @@ def is_unchanged(req: Request, doc: Document) -> bool:
     return since is not None and doc.last_modified <= since
 
 
-def send_document(doc: Document, max_age: int, *, cache_control: str | None = None) -> Response:
+def response_headers(doc: Document, gzipped: bool, max_age: int) -> list[tuple[str, str]]:
+    """The validators and caching headers of an answer for `doc` (200 and 304 alike)."""
+    return [
+        ("ETag", quote_etag(doc.gzip_etag if gzipped else doc.etag)),
+        ("Last-Modified", http_date(doc.last_modified)),
+        ("Cache-Control", f"public, max-age={max_age}"),
+        ("Vary", "Accept-Encoding"),
+        ("Access-Control-Allow-Origin", "*"),
+    ]
+
+
+def send_document(doc: Document, max_age: int) -> Response:
     """A 200 (gzip when accepted) or 304 for `doc`, with validators and caching headers."""
     gzipped = accepts_gzip(request)
-    headers = {
-        "ETag": quote_etag(doc.gzip_etag if gzipped else doc.etag),
-        "Last-Modified": http_date(doc.last_modified),
-        "Cache-Control": cache_control or f"public, max-age={max_age}",
-        "Vary": "Accept-Encoding",
-        "Access-Control-Allow-Origin": "*",
-    }
+    headers = dict(response_headers(doc, gzipped, max_age))
     if is_unchanged(request, doc):
         return Response(status=304, headers=headers)
     if gzipped:

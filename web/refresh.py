@@ -20,6 +20,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from feeds import Builder, Config
 from feeds.snapshot import Document, Snapshot, carry_last_modified, limit_feed, render_feed
 
+from .fastpath import Prepares
+
 log = logging.getLogger("seedfeeds")
 LIMITED_CACHE = 256
 
@@ -32,6 +34,7 @@ class Service:
         self.builder = Builder(config)
         self.snapshot: Snapshot | None = None
         self._built: Snapshot | None = None  # the builder's last snapshot, before Last-Modified dating
+        self.prepares = Prepares(config.refresh_seconds)  # ready-made answers for the fast path
         self.built_at: float | None = None  # time.time() of the last successful refresh
         self.last_error: str | None = None
         self._refreshing = threading.Lock()
@@ -54,7 +57,9 @@ class Service:
             now = time.time()
             if fresh is not self._built:  # the builder hands back the same object when nothing changed
                 self._built = fresh
-                self.snapshot = carry_last_modified(self.snapshot, fresh, datetime.fromtimestamp(now, timezone.utc))
+                snapshot = carry_last_modified(self.snapshot, fresh, datetime.fromtimestamp(now, timezone.utc))
+                self.prepares.update(snapshot)  # before the swap: the fast path never lags the snapshot
+                self.snapshot = snapshot
             self.built_at = now
             self.last_error = None
             log.info("refresh: %d files, %d entries, %d feeds, %d unusable files in %.2fs",
