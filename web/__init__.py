@@ -30,7 +30,8 @@ def config_path(given: str | os.PathLike | None = None) -> Path | None:
     return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
 
 
-def create_app(config: "Config | None" = None, *, start_scheduler: bool | None = None) -> "Flask":
+def create_app(config: "Config | None" = None, *, start_scheduler: bool | None = None,
+               builder_process: bool = False) -> "Flask":
     """Build the app and its first snapshot (see `web.app.build_app`).
 
     Flask is imported here, not at the top, so `seedfeeds build` and `check`
@@ -38,4 +39,4 @@ def create_app(config: "Config | None" = None, *, start_scheduler: bool | None =
     """
     from .app import build_app
 
-    return build_app(config, start_scheduler=start_scheduler)
+    return build_app(config, start_scheduler=start_scheduler, builder_process=builder_process)

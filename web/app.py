@@ -9,15 +9,18 @@ from flask import Flask
 from feeds import Config, load_config
 
 from . import views
+from .builder_process import BuilderProcess
 from .fastpath import FastPath
 from .refresh import Service
 
 
-def build_app(config: Config | None = None, *, start_scheduler: bool | None = None) -> Flask:
+def build_app(config: Config | None = None, *, start_scheduler: bool | None = None,
+              builder_process: bool = False) -> Flask:
     """Build the app and its first snapshot.
 
     The scheduler starts on the first request (so Flask's reloader parent,
     which never serves, starts none), or at once with `start_scheduler=True`.
+    With `builder_process`, builds run in a child process (`seedfeeds serve`).
     """
     from . import config_path
 
@@ -25,7 +28,7 @@ def build_app(config: Config | None = None, *, start_scheduler: bool | None = No
     _ensure_logging()
     app = Flask(__name__)
     app.json.sort_keys = False
-    svc = Service(config)
+    svc = Service(config, BuilderProcess(config) if builder_process else None)
     if not svc.refresh():
         raise RuntimeError(f"the first build failed: {svc.last_error}")
     app.extensions["seedfeeds"] = svc

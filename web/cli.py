@@ -1,6 +1,6 @@
 """The `seedfeeds` command: a thin shell over plain functions.
 
-    seedfeeds serve [--host H] [--port P]   serve the feeds (waitress)
+    seedfeeds serve [--host H] [--port P]   serve the feeds (granian)
     seedfeeds build --out DIR               write every document as static files
     seedfeeds check [PATH] [--json]         diagnostics for every seed file
     seedfeeds list                          feeds, entry counts, URLs
@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -26,7 +25,7 @@ from feeds.builder import check_files
 from feeds.static import SiteWriter
 from feeds.urls import FORMATS
 
-from . import config_path, create_app  # create_app imports Flask only when called
+from . import CONFIG_ENV, config_path
 
 config_option = click.option(
     "--config", "config_file", type=click.Path(dir_okay=False),
@@ -50,16 +49,18 @@ def main() -> None:
 @config_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="Request threads.")
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="Threads running the app in the server process.")
 def serve(config_file: str | None, host: str, port: int, threads: int) -> None:
-    """Serve the feeds over HTTP with a production WSGI server (waitress)."""
-    import waitress
+    """Serve the feeds over HTTP with granian, a production server (HTTP in Rust)."""
+    from granian import Granian
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    app = create_app(_load(config_file), start_scheduler=True)
+    config = _load(config_file)  # fail here, once, with one line, rather than in the worker
+    if config.file != "<defaults>":
+        os.environ[CONFIG_ENV] = config.file
     click.echo(f"seedfeeds: serving on http://{host}:{port}/", err=True)
-    waitress.serve(app, host=host, port=port, threads=threads, ident="seedfeeds", _quiet=True)
+    Granian("web.serving:wsgi_app", factory=True, interface="wsgi", address=host, port=port,
+            workers=1, blocking_threads=threads, websockets=False, log_level="warning").serve()
 
 
 @main.command()

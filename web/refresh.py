@@ -29,9 +29,9 @@ LIMITED_CACHE = 256
 class Service:
     """What the serving side holds: the current snapshot and how refreshes went."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, builder: Builder | None = None) -> None:
         self.config = config
-        self.builder = Builder(config)
+        self.builder = builder or Builder(config)  # or a BuilderProcess: anything with build()
         self.snapshot: Snapshot | None = None
         self._built: Snapshot | None = None  # the builder's last snapshot, before Last-Modified dating
         self.prepares = Prepares(config.refresh_seconds)  # ready-made answers for the fast path

@@ -1,0 +1,126 @@
+"""The builder in a child process, so a rebuild never competes with requests for the GIL.
+
+The serving process asks the child to build; the child runs `feeds.Builder`
+and sends back only what changed since the last snapshot it sent (documents
+in chunks, feeds, counts). The serving process keeps a mirror snapshot and
+applies each change set to a copy, so unchanged documents stay the very same
+objects (same prepared answers, same ETags). If the serving process dies, the
+child sees its pipe close and exits.
+"""
+
+from __future__ import annotations
+
+import threading
+from multiprocessing import get_context
+from multiprocessing.connection import Connection
+from types import MappingProxyType
+from typing import Any
+
+from feeds import Builder, Config
+from feeds.snapshot import Document, Snapshot
+
+CHUNK_BYTES = 4 << 20  # documents per message: a few MiB, so unpickling never holds the GIL long
+
+
+class BuilderProcess:
+    """A `Builder` look-alike whose work happens in a child process."""
+
+    def __init__(self, config: Config) -> None:
+        context = get_context("spawn")  # the serving process has threads: never fork it
+        self._conn, child_end = context.Pipe()
+        self._process = context.Process(target=_serve_builds, args=(config, child_end),
+                                        name="seedfeeds-builder", daemon=True)
+        self._process.start()
+        child_end.close()
+        self._mirror: Snapshot | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def build(self) -> Snapshot:
+        """Have the child rescan; the same snapshot object back when nothing changed."""
+        with self._lock:
+            self._conn.send("build")
+            documents: dict[str, Document] = {}
+            while True:
+                kind, payload = self._conn.recv()
+                if kind == "same":
+                    return self._mirror
+                if kind == "error":
+                    raise RuntimeError(payload)
+                if kind == "documents":
+                    documents.update(payload)
+                elif kind == "done":
+                    self._mirror = _apply(self._mirror, documents, **payload)
+                    return self._mirror
+
+    def close(self) -> None:
+        try:
+            self._conn.send("stop")
+        except OSError:
+            pass
+        self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.kill()
+
+
+def _apply(mirror: Snapshot | None, documents: dict[str, Document], *, removed: list[str],
+           feeds: dict[str, Any], feed_order: list[str], meta: dict[str, Any]) -> Snapshot:
+    """The mirror with one change set applied (a new object; the old one is untouched)."""
+    old_docs = dict(mirror.documents) if mirror else {}
+    for path in removed:
+        old_docs.pop(path, None)
+    old_docs.update(documents)
+    old_feeds = mirror.feeds if mirror else {}
+    ordered = {key: feeds[key] if key in feeds else old_feeds[key] for key in feed_order}
+    return Snapshot(documents=MappingProxyType(old_docs), feeds=MappingProxyType(ordered),
+                    directory=old_docs["/"], **meta)
+
+
+def _serve_builds(config: Config, conn: Connection) -> None:
+    """The child: build on request, answer with what changed; exit when the parent goes."""
+    builder = Builder(config)
+    sent: Snapshot | None = None
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        if request != "build":
+            return
+        try:
+            snapshot = builder.build()
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which keeps its snapshot
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+            continue
+        if snapshot is sent:
+            conn.send(("same", None))
+            continue
+        _send_changes(conn, sent, snapshot)
+        sent = snapshot
+
+
+def _send_changes(conn: Connection, before: Snapshot | None, after: Snapshot) -> None:
+    old_docs = before.documents if before else {}
+    chunk: dict[str, Document] = {}
+    size = 0
+    for path, doc in after.documents.items():
+        if old_docs.get(path) is doc:
+            continue
+        chunk[path] = doc
+        size += len(doc.body) + len(doc.gzip_body)
+        if size >= CHUNK_BYTES:
+            conn.send(("documents", chunk))
+            chunk, size = {}, 0
+    if chunk:
+        conn.send(("documents", chunk))
+    old_feeds = before.feeds if before else {}
+    conn.send(("done", {
+        "removed": [path for path in old_docs if path not in after.documents],
+        "feeds": {key: feed for key, feed in after.feeds.items() if old_feeds.get(key) != feed},
+        "feed_order": list(after.feeds),
+        "meta": {"diagnostics": after.diagnostics, "left_out": dict(after.left_out), "entry_count": after.entry_count,
+                 "file_count": after.file_count, "newest": after.newest},
+    }))
