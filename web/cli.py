@@ -49,8 +49,8 @@ def main() -> None:
 @config_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
-@click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 64),
-              help="Threads running the app in the server process.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Threads running the app (one is fastest: the hot path is GIL-bound).")
 def serve(config_file: str | None, host: str, port: int, threads: int) -> None:
     """Serve the feeds over HTTP with granian, a production server (HTTP in Rust)."""
     from granian import Granian
