@@ -7,6 +7,7 @@ never sees half a refresh; a failed refresh keeps the last good snapshot.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -60,6 +61,10 @@ class Service:
                 snapshot = carry_last_modified(self.snapshot, fresh, datetime.fromtimestamp(now, timezone.utc))
                 self.prepares.update(snapshot)  # before the swap: the fast path never lags the snapshot
                 self.snapshot = snapshot
+                # The snapshot lives until the next change: move it out of the cyclic
+                # collector's sight (a full collection over 10k entries holds the GIL
+                # ~70 ms). Snapshots hold no reference cycles; refcounting frees them.
+                gc.freeze()
             self.built_at = now
             self.last_error = None
             log.info("refresh: %d files, %d entries, %d feeds, %d unusable files in %.2fs",
