@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Callable
 
 from feedgen.entry import FeedEntry
+from feedgen.ext.base import BaseExtension
 from feedgen.ext.dc import DcEntryExtension
 from feedgen.ext.media import MediaEntryExtension
 from feedgen.feed import FeedGenerator
@@ -34,6 +35,8 @@ NAMESPACES = {
     "atom": {"media": "http://search.yahoo.com/mrss/"},
     "rss": {"media": "http://search.yahoo.com/mrss/", "dc": "http://purl.org/dc/elements/1.1/"},
 }
+ATOM_NS = "http://www.w3.org/2005/Atom"
+HISTORY_NS = "http://purl.org/syndication/history/1.0"  # RFC 5005
 # Where fragments go: before the feed's closing tag, at the indentation of its children.
 _CLOSE = {"atom": b"</feed>", "rss": b"  </channel>"}
 _INDENT = {"atom": 1, "rss": 2}
@@ -68,6 +71,44 @@ def _splice(feed: Feed, fmt: str, fragment: Fragment | None) -> bytes:
     return b"".join([document[:cut], *(fragment(entry) for entry in feed.entries), document[cut:]])
 
 
+def archive_links(feed: Feed, fmt: str) -> list[tuple[str, str]]:
+    """RFC 5005 links: the current document points to the newest archive page;
+    each page to the current document and its older and newer neighbours."""
+    if feed.page is None:
+        return [("prev-archive", feed.archive_url(feed.pages, fmt))] if feed.pages else []
+    links = [("current", f"{feed.current_stem}.{fmt}")]
+    if feed.page > 1:
+        links.append(("prev-archive", feed.archive_url(feed.page - 1, fmt)))
+    if feed.page < feed.pages:
+        links.append(("next-archive", feed.archive_url(feed.page + 1, fmt)))
+    return links
+
+
+class _History(BaseExtension):
+    """What feedgen cannot say itself: RSS's atom:link for rels other than self
+    (feedgen drops them), and RFC 5005's <fh:archive/> marker on archive pages."""
+
+    def __init__(self) -> None:
+        self.links: list[tuple[str, str, str]] = []  # (rel, href, type)
+        self.archive = False
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"fh": HISTORY_NS}
+
+    def extend_atom(self, feed: etree._Element) -> etree._Element:
+        if self.archive:
+            etree.SubElement(feed, f"{{{HISTORY_NS}}}archive")
+        return feed
+
+    def extend_rss(self, rss: etree._Element) -> etree._Element:
+        channel = rss[0]
+        for rel, href, media_type in self.links:
+            etree.SubElement(channel, f"{{{ATOM_NS}}}link", href=href, rel=rel, type=media_type)
+        if self.archive:
+            etree.SubElement(channel, f"{{{HISTORY_NS}}}archive")
+        return rss
+
+
 def _generator(feed: Feed, fmt: str) -> FeedGenerator:
     """The feed's head: everything but the entries."""
     fg = FeedGenerator()
@@ -77,6 +118,15 @@ def _generator(feed: Feed, fmt: str) -> FeedGenerator:
     fg.title(feed.title)
     fg.subtitle(feed.subtitle or feed.title)
     fg.link(href=feed.url(fmt), rel="self", type=MEDIA_TYPES[fmt])
+    links = archive_links(feed, fmt)
+    if links or feed.page is not None:
+        fg.register_extension("history", _History, None)
+        fg.history.archive = feed.page is not None
+        if fmt == "rss":
+            fg.history.links = [(rel, href, MEDIA_TYPES[fmt]) for rel, href in links]
+    if fmt == "atom":
+        for rel, href in links:
+            fg.link(href=href, rel=rel, type=MEDIA_TYPES[fmt])
     # feedgen's RSS <link> is the last link given: the HTML page goes last.
     fg.link(href=feed.home_url, rel="alternate", type="text/html")
     fg.language(feed.language)
@@ -107,7 +157,8 @@ def _feed_entry(entry: Entry, fmt: str, topics_stem: str) -> FeedEntry:
         fe.dc.dc_creator(entry.author.name)
     if entry.summary:
         fe.summary(entry.summary)
-    fe.content(entry.content_html, type="html")
+    if entry.content:  # an empty <content> is legal but validators frown on it
+        fe.content(entry.content_html, type="html")
     for topic in entry.topics:
         fe.category(term=topic.label, scheme=f"{topics_stem}{topic.slug}.{fmt}")
     if entry.image:

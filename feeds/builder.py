@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Iterator
 
 from collections import Counter
 
-from .catalog import Feed, build_catalog, left_out_reason
+from .catalog import Feed, archive_pages, build_catalog, left_out_reason
 from .config import Config, Limits
 from .entries import Entry, merge_duplicates, share_values, to_entry
 from .fields import Diagnostic
@@ -106,8 +106,8 @@ class Builder:
         return self._summarize(files, scan_notes)
 
     def documents(self, summary: Snapshot, fmt: str) -> Iterator[tuple[str, Document]]:
-        """Each feed of `summary` rendered in one format, as (path, document)."""
-        for path, _, doc in self._render_format(tuple(summary.feeds.values()), fmt, {}):
+        """Each feed of `summary`, with its archive pages, rendered in one format, as (path, document)."""
+        for path, _, doc in self._render_format(with_archives(tuple(summary.feeds.values())), fmt, {}):
             yield path, doc
 
     def _summarize(self, files: list[SeedFile], scan_notes: list[Diagnostic]) -> Snapshot:
@@ -139,7 +139,9 @@ class Builder:
         return False
 
     def _render(self, feeds: tuple[Feed, ...]) -> dict[str, Document]:
-        """Every feed document; one whose feed is unchanged keeps its previous document."""
+        """Every feed document (archive pages too); one whose feed is unchanged keeps
+        its previous document."""
+        feeds = with_archives(feeds)
         rendered: dict[str, tuple[Feed, Document]] = {}
         for fmt in FORMATS:
             for path, feed, doc in self._render_format(feeds, fmt, self._rendered):
@@ -188,6 +190,11 @@ class Builder:
         entries = [e if e.id == ids[rel] else replace(e, id=ids[rel]) for rel, e in by_file.items()]
         merged, duplicates = merge_duplicates(entries)
         return merged, notes + duplicates
+
+
+def with_archives(feeds: tuple[Feed, ...]) -> tuple[Feed, ...]:
+    """Every feed followed by its archive pages: all the documents to render."""
+    return tuple(document for feed in feeds for document in (feed, *archive_pages(feed)))
 
 
 def _stamp(seed: SeedFile) -> tuple[int, int, int, int]:

@@ -8,7 +8,7 @@ feed; `left_out_reason` says which and why.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Callable, Iterable
 
@@ -36,12 +36,40 @@ class Feed:
     icon: str | None
     publisher: str  # the site title: feed-level author
     ttl: int  # minutes between refreshes (RSS <ttl>)
-    entries: tuple[Entry, ...]  # newest first, at most the feed's size
+    entries: tuple[Entry, ...]  # newest first, at most `size`
     total: int  # entries that matched, before the size cap
     updated: datetime
+    size: int = 50  # entries per document, for the current one and each archive page
+    older: tuple[Entry, ...] = ()  # the rest, newest first: what the archive pages hold
+    page: int | None = None  # this archive page's number (1 = oldest); None for the current feed
+    pages: int = 0  # archive pages of the feed
+    current_stem: str | None = None  # an archive page's feed (its url_stem)
 
     def url(self, fmt: str) -> str:
         return f"{self.url_stem}.{fmt}"
+
+    def archive_url(self, page: int, fmt: str) -> str:
+        return f"{self.current_stem or self.url_stem}/archive/{page}.{fmt}"
+
+    @property
+    def is_complete_page(self) -> bool:
+        """A full archive page: it never changes again (unless an entry is deleted)."""
+        return self.page is not None and len(self.entries) == self.size
+
+
+def archive_pages(feed: Feed) -> list[Feed]:
+    """RFC 5005 archives: the entries older than the current document, in fixed
+    pages of `size`, numbered from the oldest, so a full page never changes as
+    new entries arrive (only the newest page fills up)."""
+    oldest_first = feed.older[::-1]
+    pages = []
+    for number, start in enumerate(range(0, len(oldest_first), feed.size), start=1):
+        shown = oldest_first[start:start + feed.size][::-1]
+        pages.append(replace(
+            feed, key=f"{feed.key}/archive/{number}", url_stem=f"{feed.url_stem}/archive/{number}",
+            entries=shown, total=len(shown), older=(), page=number, current_stem=feed.url_stem,
+            updated=max(e.updated for e in shown)))
+    return pages
 
 
 def newest_first(entries: Iterable[Entry]) -> list[Entry]:
@@ -64,12 +92,15 @@ def build_catalog(entries: list[Entry], config: Config, urls: Urls) -> tuple[Fee
 
     def feed(key: str, kind: str, title: str, subtitle: str, members: list[Entry],
              icon: str | None = None, size: int | None = None) -> Feed:
-        shown = tuple(members[: size or config.entries_per_feed])
+        size = size or config.entries_per_feed
+        shown = tuple(members[:size])
+        older = tuple(members[size:])
         return Feed(key=key, kind=kind, title=title, subtitle=subtitle, language=config.language,
                     home_url=urls.directory(), url_stem=urls.feed_stem(key),
                     topics_stem=urls.feed_stem(topic_key("")), icon=icon, publisher=config.title,
                     ttl=-(-config.refresh_seconds // 60), entries=shown,
-                    total=len(members), updated=max((e.updated for e in shown), default=EPOCH))
+                    total=len(members), updated=max((e.updated for e in shown), default=EPOCH),
+                    size=size, older=older, pages=-(-len(older) // size))
 
     feeds = [feed("all", "all", config.title, config.description, ordered)]
     for named in config.named_feeds:

@@ -32,6 +32,10 @@ def render_json(feed: Feed, fragment: Callable[[Entry], bytes] | None = None) ->
     if feed.icon:
         document["icon"] = feed.icon
         document["favicon"] = feed.icon
+    older = feed.pages if feed.page is None else feed.page - 1
+    if older:
+        # JSON Feed's pagination: next_url holds the next (older) items, here the archive page.
+        document["next_url"] = feed.archive_url(older, "json")
     head = _dumps(document)[:-2]  # without the closing "\n}"
     if not feed.entries:
         return (head + ',\n  "items": []\n}\n').encode("utf-8")

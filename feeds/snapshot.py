@@ -33,6 +33,7 @@ class Document:
     etag: str  # strong entity tag, unquoted; the gzip body has its own
     gzip_etag: str
     last_modified: datetime
+    immutable: bool = False  # a full archive page: cacheable for a long time
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,7 @@ class Snapshot:
         return sum(1 for d in self.diagnostics if d.severity == "error")
 
 
-def make_document(body: bytes, media_type: str, last_modified: datetime) -> Document:
+def make_document(body: bytes, media_type: str, last_modified: datetime, immutable: bool = False) -> Document:
     """Wrap bytes with their validators and their gzip form (compressed once, mtime 0
     so the gzip bytes are as reproducible as the body)."""
     digest = hashlib.sha256(body).hexdigest()[:32]
@@ -64,6 +65,7 @@ def make_document(body: bytes, media_type: str, last_modified: datetime) -> Docu
         etag=digest,
         gzip_etag=f"{digest}-gz",
         last_modified=last_modified,
+        immutable=immutable,
     )
 
 
@@ -99,7 +101,7 @@ class Fragments:
 def render_feed(feed: Feed, fmt: str, fragments: Fragments | None = None) -> Document:
     """One feed in one format, as a document."""
     fragment = fragments(fmt) if fragments else None
-    return make_document(RENDERERS[fmt](feed, fragment), media_type(fmt), feed.updated)
+    return make_document(RENDERERS[fmt](feed, fragment), media_type(fmt), feed.updated, feed.is_complete_page)
 
 
 def limit_feed(feed: Feed, limit: int) -> Feed:

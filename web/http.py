@@ -12,6 +12,10 @@ from werkzeug.http import http_date, quote_etag
 from feeds.snapshot import Document
 
 
+# A full archive page (RFC 5005) does not change: a year, and no revalidation.
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
 def accepts_gzip(req: Request) -> bool:
     """True when the client accepts gzip (RFC 9110 section 12.5.3; `q=0` refuses)."""
     return req.accept_encodings["gzip"] > 0
@@ -32,7 +36,7 @@ def response_headers(doc: Document, gzipped: bool, max_age: int) -> list[tuple[s
     return [
         ("ETag", quote_etag(doc.gzip_etag if gzipped else doc.etag)),
         ("Last-Modified", http_date(doc.last_modified)),
-        ("Cache-Control", f"public, max-age={max_age}"),
+        ("Cache-Control", IMMUTABLE if doc.immutable else f"public, max-age={max_age}"),
         ("Vary", "Accept-Encoding"),
         ("Access-Control-Allow-Origin", "*"),
     ]
