@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import zlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
@@ -75,7 +76,11 @@ def media_type(fmt: str) -> str:
 
 class Fragments:
     """Entries serialized for the documents about to be rendered: an entry in
-    several of them is serialized once, and dropped after its last use."""
+    several of them is serialized once, and dropped after its last use.
+
+    Kept fragments are zlib-compressed (level 1): with archive pages nearly every
+    entry waits for a later document, and compressed they take a third of the
+    memory for a few microseconds each."""
 
     def __init__(self, topics_stem: str, uses: Counter[Entry]) -> None:
         self.topics_stem = topics_stem
@@ -84,15 +89,17 @@ class Fragments:
 
     def __call__(self, fmt: str) -> Callable[[Entry], bytes]:
         def fragment(entry: Entry) -> bytes:
-            made = self._made.get(entry)
-            if made is None:
+            kept = self._made.get(entry)
+            if kept is None:
                 made = item_json(entry) if fmt == "json" else entry_xml(entry, fmt, self.topics_stem)
+            else:
+                made = zlib.decompress(kept)
             left = self._uses[entry] - 1
             self._uses[entry] = left
-            if left > 0:
-                self._made[entry] = made
-            else:
+            if left <= 0:
                 self._made.pop(entry, None)
+            elif kept is None:
+                self._made[entry] = zlib.compress(made, 1)
             return made
 
         return fragment
