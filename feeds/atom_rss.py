@@ -138,6 +138,8 @@ def _generator(feed: Feed, fmt: str) -> FeedGenerator:
     if feed.icon:
         fg.icon(feed.icon)
         fg.image(url=feed.icon, title=feed.title, link=feed.home_url)
+    if feed.logo:
+        fg.logo(feed.logo)
     return fg
 
 

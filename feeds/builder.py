@@ -18,17 +18,21 @@ from typing import Callable, Iterable, Iterator
 
 from collections import Counter
 
-from .catalog import Feed, archive_pages, build_catalog, left_out_reason
-from .config import Config, Limits
+from .catalog import EPOCH, Feed, archive_pages, build_catalog, left_out_reason
+from .config import ICON_TYPES, Config, Limits
 from .entries import Entry, merge_duplicates, share_values, to_entry
 from .fields import Diagnostic
 from .ledger import Ledger
 from .pages import render_directory
 from .records import SeedFile, read_record, scan_folder
-from .snapshot import Document, Fragments, Snapshot, assemble_documents, feed_paths, render_feed, summarize
+from .opml import MEDIA_TYPE as OPML
+from .opml import opml_path, render_opml
+from .snapshot import (HTML, Document, Fragments, Snapshot, assemble_documents, feed_paths, make_document,
+                       render_feed, summarize)
 from .urls import FORMATS, Urls
 
 LEDGER_FILE = "ledger.sqlite3"
+RENDERED = (*FORMATS, "html")  # what each feed becomes: three formats and a preview page
 PARALLEL_MIN = 256  # fewer changed files than this are read in-process
 
 # How a builder reads many files at once: `map(read, seeds)`, e.g. a process pool's map.
@@ -81,9 +85,11 @@ class Builder:
     def __init__(self, config: Config, read_map: ReadMap | None = None) -> None:
         self.config = config
         self.read_map = read_map
-        self.urls = Urls(config.base_url)
+        self.urls = Urls(config.base_url, icon_name="icon" + config.icon_path.suffix.lower())
         self._reads: dict[str, _Read] = {}
         self._shared: dict = {}  # one copy of each provider, author, topic... (see share_values)
+        icon = config.icon_path
+        self._icon = make_document(icon.read_bytes(), ICON_TYPES[icon.suffix.lower()], EPOCH)
         self._ledger, self._ledger_note = _open_ledger(config.state_path / LEDGER_FILE)
         self._rendered: dict[str, tuple[Feed, Document]] = {}  # path -> (the feed it was made from, document)
         self._last: tuple[list, Snapshot] | None = None  # (scan notes, snapshot) of the last build
@@ -94,7 +100,8 @@ class Builder:
         if self._last is not None and self._last[0] == scan_notes and not self._changed(files):
             return self._last[1]
         summary = self._summarize(files, scan_notes)
-        snapshot = replace(summary, documents=assemble_documents(self._render(tuple(summary.feeds.values())), summary.directory))
+        documents = assemble_documents(self._render(tuple(summary.feeds.values())), summary.pages)
+        snapshot = replace(summary, documents=documents)
         self._last = (scan_notes, snapshot)
         return snapshot
 
@@ -106,8 +113,10 @@ class Builder:
         return self._summarize(files, scan_notes)
 
     def documents(self, summary: Snapshot, fmt: str) -> Iterator[tuple[str, Document]]:
-        """Each feed of `summary`, with its archive pages, rendered in one format, as (path, document)."""
-        for path, _, doc in self._render_format(with_archives(tuple(summary.feeds.values())), fmt, {}):
+        """Each feed of `summary`, with its archive pages, rendered in one format (or
+        "html": each feed's preview page), as (path, document)."""
+        feeds = tuple(summary.feeds.values())
+        for path, _, doc in self._render_format(feeds if fmt == "html" else with_archives(feeds), fmt, {}):
             yield path, doc
 
     def _summarize(self, files: list[SeedFile], scan_notes: list[Diagnostic]) -> Snapshot:
@@ -123,9 +132,21 @@ class Builder:
         left_out = dict(sorted(Counter(r.left_out for r in self._reads.values() if r.left_out).items()))
         feeds = build_catalog(published, self.config, self.urls)
         diagnostics = sorted(diagnostics, key=lambda d: (d.file, d.field, d.message))
-        directory = render_directory(feeds, self.config, len(published), left_out, diagnostics)
-        return summarize(feeds, directory=directory, diagnostics=tuple(diagnostics), left_out=left_out,
+        pages = self._pages(feeds, len(published), left_out, diagnostics)
+        return summarize(feeds, pages=pages, diagnostics=tuple(diagnostics), left_out=left_out,
                          entry_count=len(published), file_count=len(files))
+
+    def _pages(self, feeds: tuple[Feed, ...], entry_count: int, left_out: dict[str, int],
+               diagnostics: list[Diagnostic]) -> dict[str, Document]:
+        """The documents that are not feeds: the directory page, the OPML files, the icon."""
+        newest = max((f.updated for f in feeds), default=EPOCH)
+        directory = render_directory(feeds, self.config, self.urls, entry_count, left_out, diagnostics)
+        pages = {"/": make_document(directory, HTML, newest)}
+        for fmt in FORMATS:
+            pages[opml_path(fmt)] = make_document(
+                render_opml(feeds, self.config.title, self.urls.directory(), fmt), OPML, newest)
+        pages[self.urls.icon_path] = self._icon
+        return pages
 
     def _changed(self, files: list[SeedFile]) -> bool:
         """Whether any file was added, removed, or changed since the last build."""
@@ -141,10 +162,10 @@ class Builder:
     def _render(self, feeds: tuple[Feed, ...]) -> dict[str, Document]:
         """Every feed document (archive pages too); one whose feed is unchanged keeps
         its previous document."""
-        feeds = with_archives(feeds)
         rendered: dict[str, tuple[Feed, Document]] = {}
-        for fmt in FORMATS:
-            for path, feed, doc in self._render_format(feeds, fmt, self._rendered):
+        for fmt in RENDERED:
+            for path, feed, doc in self._render_format(feeds if fmt == "html" else with_archives(feeds),
+                                                       fmt, self._rendered):
                 rendered[path] = (feed, doc)
         self._rendered = rendered
         return {path: doc for path, (_, doc) in rendered.items()}

@@ -33,7 +33,8 @@ class Feed:
     home_url: str  # the HTML directory page
     url_stem: str  # absolute URL without ".<fmt>"
     topics_stem: str  # absolute URL prefix of topic feeds, for category links
-    icon: str | None
+    icon: str | None  # small and square: the provider's image on provider feeds, else the site icon
+    logo: str | None  # the site icon
     publisher: str  # the site title: feed-level author
     ttl: int  # minutes between refreshes (RSS <ttl>)
     entries: tuple[Entry, ...]  # newest first, at most `size`
@@ -97,7 +98,8 @@ def build_catalog(entries: list[Entry], config: Config, urls: Urls) -> tuple[Fee
         older = tuple(members[size:])
         return Feed(key=key, kind=kind, title=title, subtitle=subtitle, language=config.language,
                     home_url=urls.directory(), url_stem=urls.feed_stem(key),
-                    topics_stem=urls.feed_stem(topic_key("")), icon=icon, publisher=config.title,
+                    topics_stem=urls.feed_stem(topic_key("")), icon=icon or urls.icon_url,
+                    logo=urls.icon_url, publisher=config.title,
                     ttl=-(-config.refresh_seconds // 60), entries=shown,
                     total=len(members), updated=max((e.updated for e in shown), default=EPOCH),
                     size=size, older=older, pages=-(-len(older) // size))

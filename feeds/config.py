@@ -59,6 +59,7 @@ class Config:
     description: str
     language: str
     base_url: str
+    icon_path: Path
     seeds_path: Path
     globs: tuple[str, ...]
     include_unpublished: bool
@@ -157,6 +158,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Language tag of every feed (Atom xml:lang, RSS language, JSON Feed language)."),
     Setting("site.base_url", "base_url", _base_url, "http://127.0.0.1:8000",
             "Public URL of the service; every self link and feed id is built on it."),
+    Setting("site.icon", "icon_path", _text, "",
+            "Square site icon (PNG, JPEG, GIF, SVG, WebP; 192 px or more), served at /icon.<ext>; "
+            "empty: the bundled one. Relative to the config file."),
     Setting("seeds.path", "seeds_path", _nonempty_text, "seeds",
             "Seed folder, read recursively; relative to the config file."),
     Setting("seeds.globs", "globs", _text_list, ["*.txt", "*.md", "*.markdown"],
@@ -231,6 +235,7 @@ def _build(raw: dict[str, Any], file: str, base: Path) -> Config:
                 raise ConfigError(file, key, "a known setting (see the README)", "an unknown key")
             values[known[key].attr] = _checked(file, key, known[key].check, value)
     values["seeds_path"] = _seed_folder(file, base, values["seeds_path"])
+    values["icon_path"] = _icon(file, base, values["icon_path"])
     values["state_path"] = (base / values["state_path"]).resolve()
     named = tuple(_named_feed(file, name, table) for name, table in raw.get("feed", {}).items())
     return Config(file=file, named_feeds=named, **values)
@@ -248,6 +253,22 @@ def _seed_folder(file: str, base: Path, value: str) -> Path:
     if not folder.is_dir():
         raise ConfigError(file, "seeds.path", "an existing folder", str(folder))
     return folder
+
+
+BUNDLED_ICON = Path(__file__).resolve().parent / "static" / "icon.png"
+ICON_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+              ".svg": "image/svg+xml", ".webp": "image/webp"}
+
+
+def _icon(file: str, base: Path, value: str) -> Path:
+    if not value:
+        return BUNDLED_ICON
+    path = (base / value).resolve()
+    if path.suffix.lower() not in ICON_TYPES:
+        raise ConfigError(file, "site.icon", "an image file (" + ", ".join(ICON_TYPES) + ")", value)
+    if not path.is_file():
+        raise ConfigError(file, "site.icon", "an existing file", str(path))
+    return path
 
 
 def _named_feed(file: str, name: str, table: Any) -> NamedFeed:

@@ -29,8 +29,9 @@ def render_json(feed: Feed, fragment: Callable[[Entry], bytes] | None = None) ->
         "authors": [{"name": feed.publisher}],
         "language": feed.language,
     }
+    if feed.logo:
+        document["icon"] = feed.logo  # JSON Feed's large icon (512 px is ideal)
     if feed.icon:
-        document["icon"] = feed.icon
         document["favicon"] = feed.icon
     older = feed.pages if feed.page is None else feed.page - 1
     if older:

@@ -1,4 +1,5 @@
-"""HTML pages built with the feeds: the directory of every feed (`/`)."""
+"""HTML pages built with the feeds: the directory of every feed (`/`), and a
+preview of each feed for people who open a feed in a browser."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import jinja2
 
 from .catalog import Feed
 from .config import Config
+from .entries import human_date
 from .fields import Diagnostic
+from .opml import opml_path
+from .urls import FORMATS, Urls
 
 SECTIONS = (("all", "Everything"), ("named", "Feeds"), ("topic", "Topics"), ("provider", "Providers"))
 DIAGNOSTICS_SHOWN = 200
@@ -22,7 +26,7 @@ _templates = jinja2.Environment(
 )
 
 
-def render_directory(feeds: Sequence[Feed], config: Config, entry_count: int,
+def render_directory(feeds: Sequence[Feed], config: Config, urls: Urls, entry_count: int,
                      left_out: Mapping[str, int], diagnostics: Sequence[Diagnostic]) -> bytes:
     """The directory page: every feed with its entry count, last update and formats."""
     errors = sum(1 for d in diagnostics if d.severity == "error")
@@ -31,5 +35,13 @@ def render_directory(feeds: Sequence[Feed], config: Config, entry_count: int,
         title=config.title, description=config.description, language=config.language,
         feeds=feeds, sections=SECTIONS, entry_count=entry_count, left_out=left_out,
         errors=errors, diagnostics=shown, hidden=len(diagnostics) - len(shown),
+        icon=urls.icon_url, opml={fmt: urls.absolute(opml_path(fmt)) for fmt in FORMATS},
     )
+    return html.encode("utf-8")
+
+
+def render_preview(feed: Feed, fragment: object = None) -> bytes:
+    """A feed as a web page: its entries (already sanitized HTML), the three
+    subscribe links and the address to copy into a reader."""
+    html = _templates.get_template("preview.html").render(feed=feed, human_date=human_date)
     return html.encode("utf-8")

@@ -18,9 +18,11 @@ from .catalog import EPOCH, Feed
 from .entries import Entry
 from .fields import Diagnostic
 from .jsonfeed import item_json, render_json
+from .pages import render_preview
 from .urls import FORMATS
 
-RENDERERS: dict[str, Callable[..., bytes]] = {"atom": render_atom, "rss": render_rss, "json": render_json}
+RENDERERS: dict[str, Callable[..., bytes]] = {"atom": render_atom, "rss": render_rss, "json": render_json,
+                                              "html": render_preview}
 HTML = "text/html; charset=utf-8"
 
 
@@ -47,7 +49,7 @@ class Snapshot:
     left_out: Mapping[str, int]
     entry_count: int
     file_count: int
-    directory: Document  # the HTML page "/", also in documents
+    pages: Mapping[str, Document]  # documents that are not feeds: "/", "/icon.png", "/feeds.opml"...; also in documents
     newest: datetime = field(default=EPOCH)
 
     @property
@@ -71,7 +73,7 @@ def make_document(body: bytes, media_type: str, last_modified: datetime, immutab
 
 
 def media_type(fmt: str) -> str:
-    return f"{MEDIA_TYPES[fmt]}; charset=utf-8"
+    return HTML if fmt == "html" else f"{MEDIA_TYPES[fmt]}; charset=utf-8"
 
 
 class Fragments:
@@ -106,8 +108,8 @@ class Fragments:
 
 
 def render_feed(feed: Feed, fmt: str, fragments: Fragments | None = None) -> Document:
-    """One feed in one format, as a document."""
-    fragment = fragments(fmt) if fragments else None
+    """One feed in one format (or its HTML preview), as a document."""
+    fragment = fragments(fmt) if fragments and fmt != "html" else None
     return make_document(RENDERERS[fmt](feed, fragment), media_type(fmt), feed.updated, feed.is_complete_page)
 
 
@@ -118,30 +120,29 @@ def limit_feed(feed: Feed, limit: int) -> Feed:
 
 
 def feed_paths(feed: Feed) -> dict[str, str]:
-    """URL path of each format of a feed."""
-    return {fmt: f"/feeds/{feed.key}.{fmt}" for fmt in FORMATS}
+    """URL path of each format of a feed, and of its HTML preview."""
+    return {fmt: f"/feeds/{feed.key}.{fmt}" for fmt in (*FORMATS, "html")}
 
 
-def summarize(feeds: tuple[Feed, ...], *, directory: bytes, diagnostics: tuple[Diagnostic, ...],
+def summarize(feeds: tuple[Feed, ...], *, pages: Mapping[str, Document], diagnostics: tuple[Diagnostic, ...],
               left_out: Mapping[str, int], entry_count: int, file_count: int) -> Snapshot:
     """A snapshot of everything but the feed documents (see `assemble_documents`)."""
     newest = max((f.updated for f in feeds), default=EPOCH)
-    page = make_document(directory, HTML, newest)
     return Snapshot(
-        documents=MappingProxyType({"/": page}),
+        documents=MappingProxyType(dict(pages)),
         feeds=MappingProxyType({f.key: f for f in feeds}),
         diagnostics=diagnostics,
         left_out=MappingProxyType(dict(left_out)),
         entry_count=entry_count,
         file_count=file_count,
-        directory=page,
+        pages=MappingProxyType(dict(pages)),
         newest=newest,
     )
 
 
-def assemble_documents(documents: Mapping[str, Document], directory: Document) -> Mapping[str, Document]:
+def assemble_documents(documents: Mapping[str, Document], pages: Mapping[str, Document]) -> Mapping[str, Document]:
     """The read-only map of every document a snapshot serves."""
-    return MappingProxyType({**documents, "/": directory})
+    return MappingProxyType({**documents, **pages})
 
 
 def carry_last_modified(previous: Snapshot | None, current: Snapshot, now: datetime) -> Snapshot:

@@ -36,8 +36,10 @@ _PLAIN_URL = re.compile(rf"^(https?)://([a-z0-9][a-z0-9.-]*)(/{_URI_CHARS}*)(\?[
 class Urls:
     """Builds every public path and absolute URL from the configured base URL."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, icon_name: str = "icon.png") -> None:
         self.base_url = base_url.rstrip("/")
+        self.icon_path = f"/{icon_name}"
+        self.icon_url = self.absolute(self.icon_path)
 
     def absolute(self, path: str) -> str:
         return self.base_url + path

@@ -67,7 +67,7 @@ class BuilderProcess:
 
 
 def _apply(mirror: Snapshot | None, documents: dict[str, Document], *, removed: list[str],
-           feeds: dict[str, Any], feed_order: list[str], meta: dict[str, Any]) -> Snapshot:
+           feeds: dict[str, Any], feed_order: list[str], page_paths: list[str], meta: dict[str, Any]) -> Snapshot:
     """The mirror with one change set applied (a new object; the old one is untouched)."""
     old_docs = dict(mirror.documents) if mirror else {}
     for path in removed:
@@ -75,8 +75,8 @@ def _apply(mirror: Snapshot | None, documents: dict[str, Document], *, removed: 
     old_docs.update(documents)
     old_feeds = mirror.feeds if mirror else {}
     ordered = {key: feeds[key] if key in feeds else old_feeds[key] for key in feed_order}
-    return Snapshot(documents=MappingProxyType(old_docs), feeds=MappingProxyType(ordered),
-                    directory=old_docs["/"], **meta)
+    pages = MappingProxyType({path: old_docs[path] for path in page_paths})
+    return Snapshot(documents=MappingProxyType(old_docs), feeds=MappingProxyType(ordered), pages=pages, **meta)
 
 
 def _serve_builds(config: Config, conn: Connection) -> None:
@@ -121,6 +121,7 @@ def _send_changes(conn: Connection, before: Snapshot | None, after: Snapshot) ->
         "removed": [path for path in old_docs if path not in after.documents],
         "feeds": {key: feed for key, feed in after.feeds.items() if old_feeds.get(key) != feed},
         "feed_order": list(after.feeds),
+        "page_paths": list(after.pages),
         "meta": {"diagnostics": after.diagnostics, "left_out": dict(after.left_out), "entry_count": after.entry_count,
                  "file_count": after.file_count, "newest": after.newest},
     }))

@@ -92,9 +92,9 @@ def _build_site(config: Config, writer: SiteWriter) -> Snapshot:
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=get_context("fork")) as pool:
         builder = Builder(config, read_map=partial(pool.map, chunksize=64))
         summary = builder.summarize()
-    child_formats, own_formats = ("atom", "json"), ("rss",)
+    child_formats, own_formats = ("atom", "json"), ("rss", "html")
     if (os.cpu_count() or 1) < 2:
-        child_formats, own_formats = (), FORMATS
+        child_formats, own_formats = (), (*FORMATS, "html")
     reader, sender = os.pipe()
     pid = os.fork() if child_formats else 0
     if child_formats and pid == 0:  # the child: render, write, report the counts, exit
@@ -112,7 +112,8 @@ def _build_site(config: Config, writer: SiteWriter) -> Snapshot:
     for fmt in own_formats:
         for path, doc in builder.documents(summary, fmt):
             writer.write(path, doc)
-    writer.write("/", summary.directory)
+    for path, doc in summary.pages.items():
+        writer.write(path, doc)
     if child_formats:
         report = os.read(reader, 100).decode()
         _, status = os.waitpid(pid, 0)

@@ -1,4 +1,4 @@
-"""Routes: the directory page, the feeds, /healthz, and small error pages."""
+"""Routes: every document of the snapshot, /healthz, and small error pages."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from html import escape
 
 from flask import Flask, Response, abort, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
+
+from feeds.opml import opml_path
+from feeds.urls import FORMATS
 
 from .http import send_document
 from .refresh import Service
@@ -21,21 +24,25 @@ def service() -> Service:
     return current_app.extensions["seedfeeds"]
 
 
-def directory() -> Response:
-    svc = service()
-    return send_document(svc.snapshot.documents["/"], svc.config.refresh_seconds)
-
-
-def feed(name: str) -> Response:
+def document(name: str = "") -> Response:
+    """Any document of the snapshot by its path: the directory, a feed, an archive
+    page, a preview, the OPML files, the icon."""
     svc = service()
     snapshot = svc.snapshot  # read once: this request sees one snapshot only
-    doc = snapshot.documents.get(f"/feeds/{name}")
+    path = "/" + name
+    doc = snapshot.documents.get(path)
     if doc is None:
-        abort(404, description="There is no such feed.")
-    raw_limit = request.args.get("limit")
-    if raw_limit is not None:
-        key, _, fmt = name.rpartition(".")
-        limit = _limit(raw_limit, svc.config.entries_per_feed)
+        abort(404, description="There is no such feed or page.")
+    if path == opml_path("atom") and "format" in request.args:
+        fmt = request.args["format"]
+        if fmt not in FORMATS:
+            abort(400, description="format must be one of " + ", ".join(FORMATS) + ".")
+        doc = snapshot.documents[opml_path(fmt)]
+    elif "limit" in request.args:
+        key, _, fmt = name.removeprefix("feeds/").rpartition(".")
+        if not path.startswith("/feeds/") or key not in snapshot.feeds:
+            abort(400, description="limit applies to feeds only.")
+        limit = _limit(request.args["limit"], svc.config.entries_per_feed)
         doc = svc.limited(snapshot, key, fmt, min(limit, max(len(snapshot.feeds[key].entries), 1)))
     return send_document(doc, svc.config.refresh_seconds)
 
@@ -79,8 +86,8 @@ def error_page(exc: HTTPException) -> Response:
 
 def register(app: Flask) -> None:
     """Attach the routes and error pages to `app`."""
-    app.add_url_rule("/", view_func=directory, methods=["GET"])
+    app.add_url_rule("/", view_func=document, methods=["GET"])
     app.add_url_rule("/healthz", view_func=healthz, methods=["GET"])
-    app.add_url_rule("/feeds/<path:name>", view_func=feed, methods=["GET"])
+    app.add_url_rule("/<path:name>", view_func=document, methods=["GET"])
     app.register_error_handler(HTTPException, error_page)
 
