@@ -94,6 +94,19 @@ class Builder:
         self._rendered: dict[str, tuple[Feed, Document]] = {}  # path -> (the feed it was made from, document)
         self._last: tuple[list, Snapshot] | None = None  # (scan notes, snapshot) of the last build
 
+    def reconfigure(self, config: Config) -> None:
+        """Take a new config, keeping what still holds: documents whose feed does not
+        change keep their bytes; records are re-read only if how seeds are read changed."""
+        reading = ("seeds_path", "globs", "include_unpublished", "min_quality", "limits")
+        if any(getattr(config, name) != getattr(self.config, name) for name in reading):
+            self._reads = {}
+        if config.state_path != self.config.state_path:
+            self._ledger, self._ledger_note = _open_ledger(config.state_path / LEDGER_FILE)
+        self.config = config
+        self.urls = Urls(config.base_url, icon_name="icon" + config.icon_path.suffix.lower())
+        self._icon = make_document(config.icon_path.read_bytes(), ICON_TYPES[config.icon_path.suffix.lower()], EPOCH)
+        self._last = None
+
     def build(self) -> Snapshot:
         """Scan the folder; re-read what changed and re-render what that touched."""
         files, scan_notes = scan_folder(self.config.seeds_path, self.config.globs)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 
 from flask import Flask
 
@@ -34,11 +36,18 @@ def build_app(config: Config | None = None, *, start_scheduler: bool | None = No
     app.extensions["seedfeeds"] = svc
     views.register(app)
     app.wsgi_app = FastPath(app.wsgi_app, svc.prepares)
+    _on_sighup(svc.reload_now)
     if start_scheduler:
         svc.start_scheduler()
     elif start_scheduler is None:
         app.before_request(svc.start_scheduler)
     return app
+
+
+def _on_sighup(handler) -> None:
+    """SIGHUP reloads the config, where this process may take signals (its main thread)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGHUP, lambda signum, frame: handler())
 
 
 def _ensure_logging() -> None:

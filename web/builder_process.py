@@ -56,6 +56,11 @@ class BuilderProcess:
                     self._mirror = _apply(self._mirror, documents, **payload)
                     return self._mirror
 
+    def reconfigure(self, config: Config) -> None:
+        """Hand the child a new config (applied before its next build)."""
+        with self._lock:
+            self._conn.send(("reconfigure", config))
+
     def close(self) -> None:
         try:
             self._conn.send("stop")
@@ -88,6 +93,9 @@ def _serve_builds(config: Config, conn: Connection) -> None:
             request = conn.recv()
         except (EOFError, OSError):
             return
+        if isinstance(request, tuple) and request[0] == "reconfigure":
+            builder.reconfigure(request[1])
+            continue
         if request != "build":
             return
         try:

@@ -133,6 +133,7 @@ def _build_site(config: Config, writer: SiteWriter) -> Snapshot:
 def check(config_file: str | None, path: str | None, as_json: bool) -> None:
     """Report problems in every seed file; exit 1 if any file is unusable."""
     config = _load(config_file)
+    click.echo(f"config OK: {config.file}", err=True)
     count, diagnostics = check_files(Path(path) if path else config.seeds_path, config.globs, config.limits)
     errors = sum(1 for d in diagnostics if d.severity == "error")
     if as_json:

@@ -7,7 +7,7 @@ this module only decides which prebuilt body to send, or 304.
 from __future__ import annotations
 
 from flask import Request, Response, request
-from werkzeug.http import http_date, quote_etag
+from werkzeug.http import http_date, parse_list_header, quote_etag
 
 from feeds.snapshot import Document
 
@@ -52,3 +52,26 @@ def send_document(doc: Document, max_age: int) -> Response:
         headers["Content-Encoding"] = "gzip"
     body = doc.gzip_body if gzipped else doc.body
     return Response(body, headers=headers, content_type=doc.media_type)
+
+
+def wants_feed_delta(req: Request) -> bool:
+    """RFC 3229 with "A-IM: feed": the client takes only the entries it lacks."""
+    return "If-None-Match" in req.headers and any(
+        token.split(";")[0].strip().lower() == "feed" for token in parse_list_header(req.headers.get("A-IM", "")))
+
+
+def send_delta(doc: Document) -> Response:
+    """226 IM Used: `doc` holds the new entries; its ETag is the current instance's."""
+    gzipped = accepts_gzip(request)
+    headers = {
+        "ETag": quote_etag(doc.gzip_etag if gzipped else doc.etag),
+        "IM": "feed",
+        # Only caches that understand instance manipulations may keep a 226 (RFC 3229 10.5.3).
+        "Cache-Control": "no-store",
+        "Vary": "Accept-Encoding, A-IM, If-None-Match",
+        "Access-Control-Allow-Origin": "*",
+    }
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    return Response(doc.gzip_body if gzipped else doc.body, status=226, headers=headers,
+                    content_type=doc.media_type)

@@ -21,7 +21,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from feeds import Builder, Config
 from feeds.snapshot import Document, Snapshot, carry_last_modified, limit_feed, render_feed
 
+from .delta import History
 from .fastpath import Prepares
+from .reload import ConfigWatch, removed_feeds
 
 log = logging.getLogger("seedfeeds")
 LIMITED_CACHE = 256
@@ -36,8 +38,11 @@ class Service:
         self.snapshot: Snapshot | None = None
         self._built: Snapshot | None = None  # the builder's last snapshot, before Last-Modified dating
         self.prepares = Prepares(config.refresh_seconds)  # ready-made answers for the fast path
+        self.history = History()  # recent versions of each feed, for RFC 3229 deltas
         self.built_at: float | None = None  # time.time() of the last successful refresh
         self.last_error: str | None = None
+        self.watch = ConfigWatch(config)
+        self.gone: set[str] = set()  # keys of named feeds a config reload removed: 410 Gone
         self._refreshing = threading.Lock()
         self._scheduler: BackgroundScheduler | None = None
         self._scheduler_lock = threading.Lock()
@@ -50,6 +55,7 @@ class Service:
         with self._refreshing:
             started = time.perf_counter()
             try:
+                self._apply_config()
                 fresh = self.builder.build()
             except Exception as exc:  # noqa: BLE001 - a refresh must never take the service down
                 self.last_error = f"{type(exc).__name__}: {exc}"
@@ -60,6 +66,7 @@ class Service:
                 self._built = fresh
                 snapshot = carry_last_modified(self.snapshot, fresh, datetime.fromtimestamp(now, timezone.utc))
                 self.prepares.update(snapshot)  # before the swap: the fast path never lags the snapshot
+                self.history.record(snapshot)
                 self.snapshot = snapshot
                 # The snapshot lives until the next change: move it out of the cyclic
                 # collector's sight (a full collection over 10k entries holds the GIL
@@ -71,6 +78,25 @@ class Service:
                      fresh.file_count, fresh.entry_count, len(fresh.feeds), fresh.errors,
                      time.perf_counter() - started)
             return True
+
+    def _apply_config(self) -> None:
+        fresh = self.watch.changed()
+        if fresh is None:
+            return
+        self.gone = (self.gone | removed_feeds(self.config, fresh)) - {f.name for f in fresh.named_feeds}
+        self.builder.reconfigure(fresh)
+        if fresh.refresh_seconds != self.config.refresh_seconds:
+            self.prepares = Prepares(fresh.refresh_seconds)
+            with self._scheduler_lock:
+                if self._scheduler is not None:
+                    self._scheduler.reschedule_job("refresh", trigger="interval", seconds=fresh.refresh_seconds)
+        self.config = fresh
+        self._built = None  # date and prepare the next snapshot afresh
+
+    def reload_now(self) -> None:
+        """SIGHUP: read the config file and refresh now, on a thread of its own."""
+        self.watch.forced = True
+        threading.Thread(target=self.refresh, name="seedfeeds-reload", daemon=True).start()
 
     def limited(self, snapshot: Snapshot, key: str, fmt: str, limit: int) -> Document:
         """The feed with only its newest `limit` entries, rendered once per snapshot."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from html import escape
 
@@ -11,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 from feeds.opml import opml_path
 from feeds.urls import FORMATS
 
-from .http import send_document
+from .http import is_unchanged, send_delta, send_document, wants_feed_delta
 from .refresh import Service
 
 ERROR_PAGE = """<!doctype html>
@@ -32,6 +33,8 @@ def document(name: str = "") -> Response:
     path = "/" + name
     doc = snapshot.documents.get(path)
     if doc is None:
+        if _feed_key(name) in svc.gone:
+            abort(410, description="This feed was removed from the configuration.")
         abort(404, description="There is no such feed or page.")
     if path == opml_path("atom") and "format" in request.args:
         fmt = request.args["format"]
@@ -44,7 +47,20 @@ def document(name: str = "") -> Response:
             abort(400, description="limit applies to feeds only.")
         limit = _limit(request.args["limit"], svc.config.entries_per_feed)
         doc = svc.limited(snapshot, key, fmt, min(limit, max(len(snapshot.feeds[key].entries), 1)))
+    elif wants_feed_delta(request) and not is_unchanged(request, doc):
+        key, _, fmt = name.removeprefix("feeds/").rpartition(".")
+        if key in snapshot.feeds and fmt in FORMATS:
+            delta = svc.history.delta(snapshot, key, fmt, list(request.if_none_match.as_set(include_weak=True)))
+            if delta is not None:
+                return send_delta(delta)
     return send_document(doc, svc.config.refresh_seconds)
+
+
+def _feed_key(name: str) -> str:
+    """The config-defined feed a path belongs to: "feeds/x.atom", "feeds/x/archive/2.rss" -> "x"."""
+    if not name.startswith("feeds/"):
+        return ""
+    return name.removeprefix("feeds/").split("/archive/")[0].rsplit(".", 1)[0]
 
 
 def _limit(raw: str, most: int) -> int:
@@ -58,10 +74,14 @@ def healthz() -> Response:
     svc = service()
     snapshot = svc.snapshot
     age = time.time() - svc.built_at if svc.built_at else None
-    healthy = svc.last_error is None
+    problems = [f"last refresh failed: {svc.last_error}"] if svc.last_error else []
+    if svc.watch.error:
+        problems.append(f"config not reloaded: {svc.watch.error}")
+    healthy = not problems
     body = {
         "status": "ok" if healthy else "degraded",
-        "reason": None if healthy else f"last refresh failed: {svc.last_error}",
+        "reason": "; ".join(problems) or None,
+        "pid": os.getpid(),
         "snapshot_age_seconds": round(age, 3) if age is not None else None,
         "entries": snapshot.entry_count,
         "feeds": len(snapshot.feeds),
