@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Callable
 
 from feedgen.entry import FeedEntry
+from feedgen.ext.base import BaseExtension
 from feedgen.ext.dc import DcEntryExtension
 from feedgen.ext.media import MediaEntryExtension
 from feedgen.feed import FeedGenerator
@@ -37,6 +38,8 @@ NAMESPACES = {
 # Where fragments go: before the feed's closing tag, at the indentation of its children.
 _CLOSE = {"atom": b"</feed>", "rss": b"  </channel>"}
 _INDENT = {"atom": 1, "rss": 2}
+
+ATOM_LINK = "{http://www.w3.org/2005/Atom}link"
 
 Fragment = Callable[[Entry], bytes]
 
@@ -77,6 +80,13 @@ def _generator(feed: Feed, fmt: str) -> FeedGenerator:
     fg.title(feed.title)
     fg.subtitle(feed.subtitle or feed.title)
     fg.link(href=feed.url(fmt), rel="self", type=MEDIA_TYPES[fmt])
+    if feed.hubs:
+        # WebSub section 4: a topic names its hubs beside its self link. feedgen's
+        # RSS output keeps only the self link, so RSS gets them from an extension.
+        fg.register_extension("websub", WebSubExtension, atom=False, rss=True)
+        for hub in feed.hubs:
+            fg.link(href=hub, rel="hub")
+            fg.websub.hub(hub)
     # feedgen's RSS <link> is the last link given: the HTML page goes last.
     fg.link(href=feed.home_url, rel="alternate", type="text/html")
     fg.language(feed.language)
@@ -89,6 +99,25 @@ def _generator(feed: Feed, fmt: str) -> FeedGenerator:
         fg.icon(feed.icon)
         fg.image(url=feed.icon, title=feed.title, link=feed.home_url)
     return fg
+
+
+class WebSubExtension(BaseExtension):
+    """feedgen extension: the RSS channel's <atom:link rel="hub"> elements, after its self link."""
+
+    def __init__(self) -> None:
+        self._hubs: list[str] = []
+
+    def hub(self, url: str) -> None:
+        self._hubs.append(url)
+
+    def extend_rss(self, rss: etree._Element) -> etree._Element:
+        channel = rss.find("channel")
+        after = next((link for link in channel.iterfind(ATOM_LINK) if link.get("rel") == "self"), None)
+        at = channel.index(after) + 1 if after is not None else len(channel)
+        for offset, url in enumerate(self._hubs):
+            link = etree.Element(ATOM_LINK, href=url, rel="hub")
+            channel.insert(at + offset, link)
+        return rss
 
 
 def _feed_entry(entry: Entry, fmt: str, topics_stem: str) -> FeedEntry:

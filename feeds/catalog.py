@@ -36,6 +36,7 @@ class Feed:
     icon: str | None
     publisher: str  # the site title: feed-level author
     ttl: int  # minutes between refreshes (RSS <ttl>)
+    hubs: tuple[str, ...]  # WebSub hubs the feed advertises
     entries: tuple[Entry, ...]  # newest first, at most the feed's size
     total: int  # entries that matched, before the size cap
     updated: datetime
@@ -68,7 +69,7 @@ def build_catalog(entries: list[Entry], config: Config, urls: Urls) -> tuple[Fee
         return Feed(key=key, kind=kind, title=title, subtitle=subtitle, language=config.language,
                     home_url=urls.directory(), url_stem=urls.feed_stem(key),
                     topics_stem=urls.feed_stem(topic_key("")), icon=icon, publisher=config.title,
-                    ttl=-(-config.refresh_seconds // 60), entries=shown,
+                    ttl=-(-config.refresh_seconds // 60), hubs=config.hubs, entries=shown,
                     total=len(members), updated=max((e.updated for e in shown), default=EPOCH))
 
     feeds = [feed("all", "all", config.title, config.description, ordered)]

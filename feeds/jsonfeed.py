@@ -32,6 +32,8 @@ def render_json(feed: Feed, fragment: Callable[[Entry], bytes] | None = None) ->
     if feed.icon:
         document["icon"] = feed.icon
         document["favicon"] = feed.icon
+    if feed.hubs:
+        document["hubs"] = [{"type": "WebSub", "url": hub} for hub in feed.hubs]
     head = _dumps(document)[:-2]  # without the closing "\n}"
     if not feed.entries:
         return (head + ',\n  "items": []\n}\n').encode("utf-8")

@@ -1,4 +1,4 @@
-"""Every document rendered once: body, gzip body, media type, ETag, Last-Modified.
+"""Every document rendered once: body, gzip body, media type, ETag, Last-Modified, Link.
 
 A `Snapshot` is immutable; the web layer serves one and swaps in the next.
 """
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import Callable, Counter, Mapping
+from urllib.parse import quote
 
 from .atom_rss import MEDIA_TYPES, entry_xml, render_atom, render_rss
 from .catalog import EPOCH, Feed
@@ -33,6 +34,7 @@ class Document:
     etag: str  # strong entity tag, unquoted; the gzip body has its own
     gzip_etag: str
     last_modified: datetime
+    links: str = ""  # the HTTP Link header, empty for none
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,7 @@ class Snapshot:
         return sum(1 for d in self.diagnostics if d.severity == "error")
 
 
-def make_document(body: bytes, media_type: str, last_modified: datetime) -> Document:
+def make_document(body: bytes, media_type: str, last_modified: datetime, links: str = "") -> Document:
     """Wrap bytes with their validators and their gzip form (compressed once, mtime 0
     so the gzip bytes are as reproducible as the body)."""
     digest = hashlib.sha256(body).hexdigest()[:32]
@@ -64,6 +66,7 @@ def make_document(body: bytes, media_type: str, last_modified: datetime) -> Docu
         etag=digest,
         gzip_etag=f"{digest}-gz",
         last_modified=last_modified,
+        links=links,
     )
 
 
@@ -99,7 +102,17 @@ class Fragments:
 def render_feed(feed: Feed, fmt: str, fragments: Fragments | None = None) -> Document:
     """One feed in one format, as a document."""
     fragment = fragments(fmt) if fragments else None
-    return make_document(RENDERERS[fmt](feed, fragment), media_type(fmt), feed.updated)
+    return make_document(RENDERERS[fmt](feed, fragment), media_type(fmt), feed.updated, link_header(feed, fmt))
+
+
+def link_header(feed: Feed, fmt: str) -> str:
+    """A feed document's Link header when it has hubs: each hub and the document's
+    own URL (WebSub section 4), rel values quoted as hubs look for them."""
+    if not feed.hubs:
+        return ""
+    # The self URL is built on base_url: keep anything but URI characters out of the header.
+    own = quote(feed.url(fmt), safe="/:?#[]@!$&'()*+,;=%~")
+    return ", ".join([*(f'<{hub}>; rel="hub"' for hub in feed.hubs), f'<{own}>; rel="self"'])
 
 
 def limit_feed(feed: Feed, limit: int) -> Feed:
