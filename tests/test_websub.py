@@ -1,23 +1,30 @@
 """WebSub push: every feed names its hubs, and each refresh publishes exactly the feeds
 whose bytes changed, in the background, with retries; failures show on /healthz.
 
-The tests use small recording hubs on 127.0.0.1.
+The end-to-end test runs a real hub (Flask-WebSub's, `websub_hub.py`) and a
+subscriber, both on 127.0.0.1; the other tests use small recording hubs.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
+import os
 import re
+import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from werkzeug.test import Client
@@ -29,6 +36,7 @@ from web import create_app
 from web.refresh import Service
 from web.websub import Publisher
 
+HUB_SCRIPT = Path(__file__).resolve().parent / "websub_hub.py"
 ATOM = "{http://www.w3.org/2005/Atom}"
 HUBS = ("https://hub.example.org/", "http://hub.example.net:8080/publish?site=news&x=1")
 LINK = re.compile(r'<([^>]*)>\s*;\s*rel="([^"]*)"')
@@ -395,3 +403,105 @@ def test_a_hanging_hub_delays_no_refresh(tmp_path, seed_dir, recorder):
     finally:
         release.set()
         service.publisher.close()
+
+
+# --- end to end: a real hub, a subscriber, and `seedfeeds serve`
+
+
+@dataclass
+class HubProcess:
+    """Flask-WebSub's hub (`websub_hub.py`) as a subprocess on 127.0.0.1."""
+
+    port: int
+    process: subprocess.Popen
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hub"
+
+    def post(self, form: dict[str, str]) -> int:
+        request = urllib.request.Request(self.url, data=urlencode(form).encode(), method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            return exc.code
+
+
+@pytest.fixture
+def websub_hub(tmp_path):
+    """A real WebSub hub process, awaited with a deadline and stopped by PID."""
+    port = free_port()
+    log = tmp_path / "hub.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, str(HUB_SCRIPT), str(port), str(tmp_path / "hub.sqlite3")],
+                                   stdout=out, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "NO_PROXY": "127.0.0.1,localhost"})
+    hub = HubProcess(port, process, log)
+
+    def listening() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"the hub exited with {process.returncode}:\n{log.read_text()}")
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        wait_for(listening, timeout=30)
+        yield hub
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
+            process.wait(timeout=10)
+
+
+def _subscriber_answer(seen: Seen) -> tuple[int, bytes]:
+    """Confirm every verification of intent by echoing its challenge; accept every delivery."""
+    if seen.method == "GET" and seen.query.get("hub.mode") == ["subscribe"]:
+        return 200, seen.query["hub.challenge"][0].encode()
+    return (204 if seen.method == "POST" else 404), b""
+
+
+def _delivered(seen: Seen) -> bytes:
+    # Flask-WebSub fetches the topic with gzip accepted, decodes it, and forwards
+    # the topic's headers (Content-Encoding included) with the decoded body.
+    body = seen.body
+    return gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body
+
+
+def test_a_subscriber_gets_the_new_entry_through_a_real_hub(tmp_path, seed_dir, start_server, websub_hub,
+                                                            recorder):
+    """A subscriber of a changed feed receives its new document with the new entry through Flask-WebSub's hub;
+    a subscriber of an unchanged feed receives nothing, and a hub refusing pings shows on /healthz."""
+    subscriber = recorder(_subscriber_answer)
+    refusing = recorder(statuses(400))  # a second hub that records what it is sent and refuses it
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    config = write_config(tmp_path / "seedfeeds.toml", seed_dir, base_url=base, refresh_seconds=1,
+                          extra=hubs_toml(websub_hub.url, refusing.url()))
+    server = start_server(config, port)
+    changing, unchanged = base + "/feeds/topics/computer-vision.atom", base + "/feeds/topics/ai.json"
+    for topic, callback in ((changing, "/changing"), (unchanged, "/unchanged")):
+        assert websub_hub.post({"hub.mode": "subscribe", "hub.topic": topic,
+                                "hub.callback": subscriber.url(callback), "hub.lease_seconds": "3600"}) == 202
+    verified = {s.query["hub.topic"][0] for s in subscriber.requests("GET")}
+    assert verified == {changing, unchanged}, websub_hub.log.read_text()
+
+    add_seed(seed_dir)
+    [delivery] = wait_for(lambda: subscriber.requests("POST", "/changing"), timeout=30)
+    feed = parse_xml(_delivered(delivery))
+    assert feed.findtext(f"{ATOM}entry/{ATOM}title") == "WebSub pushes this new entry"
+    assert ("self", changing) in links(delivery.headers.get("Link"))
+    assert ("hub", websub_hub.url) in links(delivery.headers.get("Link"))
+
+    health = wait_for(lambda: (h := json.loads(server.get("/healthz")[2])["websub"])["pending"] == 0
+                      and h["failed"] and h, timeout=30)
+    pinged = {s.form["hub.topic"][0] for s in refusing.requests()}
+    assert changing in pinged and unchanged not in pinged
+    assert health["published"] == len(pinged)  # the real hub took every ping the refusing one was sent
+    assert health["failed"] == len(pinged)
+    assert (health["last_failure"]["hub"], health["last_failure"]["status"]) == (refusing.url(), "HTTP 400")
+    assert health["last_failure"]["topic"] in pinged
+    assert subscriber.requests("POST", "/unchanged") == []
+    assert f"hub {refusing.url()} for topic" in server.logs() and "HTTP 400" in server.logs()
