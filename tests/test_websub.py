@@ -8,6 +8,7 @@ subscriber, both on 127.0.0.1; the other tests use small recording hubs.
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import logging
 import os
@@ -161,10 +162,11 @@ def recorder():
 
 def statuses(*codes: int) -> Callable[[Seen], tuple[int, bytes]]:
     """Answer the n-th request with the n-th code (the last one from then on)."""
-    def answer(seen: Seen) -> tuple[int, bytes]:
-        return codes[min(answer.calls.__next__(), len(codes) - 1)], b""
+    calls = itertools.count()
 
-    answer.calls = iter(range(10**6))
+    def answer(seen: Seen) -> tuple[int, bytes]:
+        return codes[min(next(calls), len(codes) - 1)], b""
+
     return answer
 
 
