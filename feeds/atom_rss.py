@@ -33,13 +33,16 @@ MEDIA_TYPES = {
 # Extension namespaces, declared on each entry fragment (and on the feed root by feedgen).
 NAMESPACES = {
     "atom": {"media": "http://search.yahoo.com/mrss/"},
-    "rss": {"media": "http://search.yahoo.com/mrss/", "dc": "http://purl.org/dc/elements/1.1/"},
+    "rss": {"media": "http://search.yahoo.com/mrss/", "dc": "http://purl.org/dc/elements/1.1/",
+            "content": "http://purl.org/rss/1.0/modules/content/"},
 }
 ATOM_NS = "http://www.w3.org/2005/Atom"
 HISTORY_NS = "http://purl.org/syndication/history/1.0"  # RFC 5005
 # Where fragments go: before the feed's closing tag, at the indentation of its children.
 _CLOSE = {"atom": b"</feed>", "rss": b"  </channel>"}
 _INDENT = {"atom": 1, "rss": 2}
+
+ATOM_LINK = "{http://www.w3.org/2005/Atom}link"
 
 Fragment = Callable[[Entry], bytes]
 
@@ -118,6 +121,13 @@ def _generator(feed: Feed, fmt: str) -> FeedGenerator:
     fg.title(feed.title)
     fg.subtitle(feed.subtitle or feed.title)
     fg.link(href=feed.url(fmt), rel="self", type=MEDIA_TYPES[fmt])
+    if feed.hubs:
+        # WebSub section 4: a topic names its hubs beside its self link. feedgen's
+        # RSS output keeps only the self link, so RSS gets them from an extension.
+        fg.register_extension("websub", WebSubExtension, atom=False, rss=True)
+        for hub in feed.hubs:
+            fg.link(href=hub, rel="hub")
+            fg.websub.hub(hub)
     links = archive_links(feed, fmt)
     if links or feed.page is not None:
         fg.register_extension("history", _History, None)
@@ -141,6 +151,25 @@ def _generator(feed: Feed, fmt: str) -> FeedGenerator:
     if feed.logo:
         fg.logo(feed.logo)
     return fg
+
+
+class WebSubExtension(BaseExtension):
+    """feedgen extension: the RSS channel's <atom:link rel="hub"> elements, after its self link."""
+
+    def __init__(self) -> None:
+        self._hubs: list[str] = []
+
+    def hub(self, url: str) -> None:
+        self._hubs.append(url)
+
+    def extend_rss(self, rss: etree._Element) -> etree._Element:
+        channel = rss.find("channel")
+        after = next((link for link in channel.iterfind(ATOM_LINK) if link.get("rel") == "self"), None)
+        at = channel.index(after) + 1 if after is not None else len(channel)
+        for offset, url in enumerate(self._hubs):
+            link = etree.Element(ATOM_LINK, href=url, rel="hub")
+            channel.insert(at + offset, link)
+        return rss
 
 
 def _feed_entry(entry: Entry, fmt: str, topics_stem: str) -> FeedEntry:

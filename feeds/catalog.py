@@ -37,6 +37,7 @@ class Feed:
     logo: str | None  # the site icon
     publisher: str  # the site title: feed-level author
     ttl: int  # minutes between refreshes (RSS <ttl>)
+    hubs: tuple[str, ...]  # WebSub hubs the feed advertises
     entries: tuple[Entry, ...]  # newest first, at most `size`
     total: int  # entries that matched, before the size cap
     updated: datetime
@@ -99,7 +100,7 @@ def build_catalog(entries: list[Entry], config: Config, urls: Urls) -> tuple[Fee
         return Feed(key=key, kind=kind, title=title, subtitle=subtitle, language=config.language,
                     home_url=urls.directory(), url_stem=urls.feed_stem(key),
                     topics_stem=urls.feed_stem(topic_key("")), icon=icon or urls.icon_url,
-                    logo=urls.icon_url, publisher=config.title,
+                    logo=urls.icon_url, publisher=config.title, hubs=config.hubs,
                     ttl=-(-config.refresh_seconds // 60), entries=shown,
                     total=len(members), updated=max((e.updated for e in shown), default=EPOCH),
                     size=size, older=older, pages=-(-len(older) // size))

@@ -21,6 +21,7 @@ FEED_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 # Names a config-defined feed cannot take: they are paths the service owns.
 RESERVED_NAMES = frozenset({"all", "topics", "providers", "index"})
 LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+URI_CHARS = re.compile(r"^[A-Za-z0-9\-._~%!$&'()*+,;=:@/?#\[\]]+$")
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class Config:
     limit_title_chars: int
     limit_excerpt_chars: int
     limit_list_items: int
+    hubs: tuple[str, ...]
     named_feeds: tuple[NamedFeed, ...] = field(default=())
 
     @property
@@ -132,6 +134,21 @@ def _base_url(value: Any) -> str:
     return value.rstrip("/")
 
 
+def _hub_urls(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("a list of absolute http(s) URLs")
+    for url in value:
+        parts = urlsplit(url)
+        # The URL goes into an HTTP Link header as <url>: only URI characters (RFC 3986).
+        if parts.scheme not in ("http", "https") or not parts.netloc or not URI_CHARS.match(url):
+            raise ValueError(f"absolute http(s) URLs of URI characters only, not {url!r}")
+        if parts.fragment:
+            raise ValueError(f"hub URLs without a fragment, not {url!r}")
+    if len(set(value)) != len(value):
+        raise ValueError("a list of distinct hub URLs")
+    return tuple(value)
+
+
 def _language(value: Any) -> str:
     if not isinstance(value, str) or not LANGUAGE.match(value):
         raise ValueError("a language tag such as en or en-GB")
@@ -187,6 +204,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Longer excerpts are cut to this many characters, with a warning."),
     Setting("limits.list_items", "limit_list_items", _integer(1, 100_000), Limits.list_items,
             "Items read from each list (topics, tags, images, related); the rest are dropped with a warning."),
+    Setting("websub.hubs", "hubs", _hub_urls, [],
+            "WebSub hubs every feed advertises and each changed feed is published to."),
 )
 
 NAMED_FEED_KEYS: dict[str, Callable[[Any], Any]] = {

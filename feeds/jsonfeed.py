@@ -37,6 +37,8 @@ def render_json(feed: Feed, fragment: Callable[[Entry], bytes] | None = None) ->
     if older:
         # JSON Feed's pagination: next_url holds the next (older) items, here the archive page.
         document["next_url"] = feed.archive_url(older, "json")
+    if feed.hubs:
+        document["hubs"] = [{"type": "WebSub", "url": hub} for hub in feed.hubs]
     head = _dumps(document)[:-2]  # without the closing "\n}"
     if not feed.entries:
         return (head + ',\n  "items": []\n}\n').encode("utf-8")

@@ -1,4 +1,4 @@
-"""Every document rendered once: body, gzip body, media type, ETag, Last-Modified.
+"""Every document rendered once: body, gzip body, media type, ETag, Last-Modified, Link.
 
 A `Snapshot` is immutable; the web layer serves one and swaps in the next.
 """
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import Callable, Counter, Mapping
+from urllib.parse import quote
 
 from .atom_rss import MEDIA_TYPES, entry_xml, render_atom, render_rss
 from .catalog import EPOCH, Feed
@@ -37,6 +38,7 @@ class Document:
     gzip_etag: str
     last_modified: datetime
     immutable: bool = False  # a full archive page: cacheable for a long time
+    links: str = ""  # the HTTP Link header, empty for none
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +59,8 @@ class Snapshot:
         return sum(1 for d in self.diagnostics if d.severity == "error")
 
 
-def make_document(body: bytes, media_type: str, last_modified: datetime, immutable: bool = False) -> Document:
+def make_document(body: bytes, media_type: str, last_modified: datetime, immutable: bool = False,
+                  links: str = "") -> Document:
     """Wrap bytes with their validators and their gzip form (compressed once, mtime 0
     so the gzip bytes are as reproducible as the body)."""
     digest = hashlib.sha256(body).hexdigest()[:32]
@@ -69,6 +72,7 @@ def make_document(body: bytes, media_type: str, last_modified: datetime, immutab
         gzip_etag=f"{digest}-gz",
         last_modified=last_modified,
         immutable=immutable,
+        links=links,
     )
 
 
@@ -110,7 +114,18 @@ class Fragments:
 def render_feed(feed: Feed, fmt: str, fragments: Fragments | None = None) -> Document:
     """One feed in one format (or its HTML preview), as a document."""
     fragment = fragments(fmt) if fragments and fmt != "html" else None
-    return make_document(RENDERERS[fmt](feed, fragment), media_type(fmt), feed.updated, feed.is_complete_page)
+    links = link_header(feed, fmt) if fmt != "html" else ""
+    return make_document(RENDERERS[fmt](feed, fragment), media_type(fmt), feed.updated, feed.is_complete_page, links)
+
+
+def link_header(feed: Feed, fmt: str) -> str:
+    """A feed document's Link header when it has hubs: each hub and the document's
+    own URL (WebSub section 4), rel values quoted as hubs look for them."""
+    if not feed.hubs:
+        return ""
+    # The self URL is built on base_url: keep anything but URI characters out of the header.
+    own = quote(feed.url(fmt), safe="/:?#[]@!$&'()*+,;=%~")
+    return ", ".join([*(f'<{hub}>; rel="hub"' for hub in feed.hubs), f'<{own}>; rel="self"'])
 
 
 def limit_feed(feed: Feed, limit: int) -> Feed:

@@ -29,6 +29,14 @@ def _config(tmp_path, text: str):
     ('[site]\nbase_url = "ftp://example.com"\n', "site.base_url"),
     ('[site]\nlanguage = "english please"\n', "site.language"),
     ('[seeds]\npath = "does-not-exist"\n', "seeds.path"),
+    ('[websub]\nhubs = "https://hub.example.org/"\n', "websub.hubs"),
+    ('[websub]\nhubs = ["ftp://hub.example.org/"]\n', "websub.hubs"),
+    ('[websub]\nhubs = ["/hub"]\n', "websub.hubs"),
+    ('[websub]\nhubs = ["https://hub.example.org/a b"]\n', "websub.hubs"),
+    ('[websub]\nhubs = ["https://hub.example.org/>; rel=\\"self\\""]\n', "websub.hubs"),
+    ('[websub]\nhubs = ["https://hub.example.org/#x"]\n', "websub.hubs"),
+    ('[websub]\nhubs = ["https://h.example/", "https://h.example/"]\n', "websub.hubs"),
+    ('[websub]\nhub = ["https://hub.example.org/"]\n', "websub.hub"),
     ('[feed.all]\ntitle = "clash"\n', "feed.all"),
     ('[feed.Bad_Name]\ntitle = "x"\n', "feed.Bad_Name"),
     ('[feed.ok]\nsubtitle = "no title"\n', "feed.ok.title"),
@@ -63,6 +71,7 @@ def test_defaults_apply_to_keys_not_given(tmp_path):
     assert config.entries_per_feed == 50 and config.refresh_seconds == 60
     assert config.include_unpublished is False and config.min_quality is None
     assert config.globs == ("*.txt", "*.md", "*.markdown")
+    assert config.hubs == ()
 
 
 def test_bundled_config_is_valid():

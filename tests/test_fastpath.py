@@ -9,13 +9,15 @@ from feeds import load_config
 from web import create_app
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
+@pytest.fixture(scope="module", params=["no hubs", "hubs"])
+def app(tmp_path_factory, request):
+    """The app on the bundled seeds; with "hubs", feed responses carry a WebSub Link header."""
     from conftest import BUNDLED_SEEDS, write_config
 
     folder = tmp_path_factory.mktemp("fast")
+    hubs = '[websub]\nhubs = ["https://hub.example.org/"]\n' if request.param == "hubs" else ""
     return create_app(load_config(write_config(folder / "c.toml", BUNDLED_SEEDS,
-                                               extra=f'[state]\npath = "{folder}/state"')))
+                                               extra=f'{hubs}[state]\npath = "{folder}/state"')))
 
 
 def _answer(wsgi, path, method, headers):

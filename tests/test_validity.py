@@ -72,6 +72,13 @@ types = ["podcast"]
 """
 
 
+# WebSub hubs every feed advertises (Atom link, RSS atom:link, JSON Feed hubs).
+HUBS = """
+[websub]
+hubs = ["https://hub.example.org/", "http://hub.example.net:8080/publish?site=news&x=1"]
+"""
+
+
 @dataclass(frozen=True)
 class Scenario:
     """Seed folders and config for one snapshot under test."""
@@ -89,6 +96,8 @@ SCENARIOS = {s.name: s for s in (
     Scenario("hostile", (HOSTILE,)),
     Scenario("named", (BUNDLED_SEEDS, HOSTILE), base_url="https://feeds.example.org/news",
              seeds_extra="include_unpublished = true", extra=NAMED_FEEDS),
+    Scenario("hubs", (BUNDLED_SEEDS,), base_url="https://feeds.example.org",
+             seeds_extra="include_unpublished = true", extra=HUBS),
 )}
 
 
@@ -315,6 +324,9 @@ def test_json_feeds_follow_json_feed_1_1(case):
         _check_authors(feed["authors"], path)
         for key in ("home_page_url", "description", "language", "icon", "favicon"):
             assert isinstance(feed.get(key, ""), str), (path, key)
+        for hub in feed.get("hubs", []):  # each hub an object with a type and a URL
+            assert isinstance(hub, dict) and set(hub) == {"type", "url"}, (path, hub)
+            assert all(isinstance(value, str) and value for value in hub.values()), (path, hub)
 
 
 def test_json_items_follow_json_feed_1_1(case):
@@ -395,6 +407,7 @@ def test_every_link_in_a_document_is_an_absolute_http_url(case, fmt):
         if fmt == "json":
             feed = json.loads(body)
             values = [feed.get(k) for k in ("home_page_url", "feed_url", "next_url", "icon", "favicon")]
+            values += [hub.get("url") for hub in feed.get("hubs", [])]
             for item in feed["items"]:
                 values += [item.get(k) for k in ("id", "url", "external_url", "image", "banner_image")]
             authors = [a for o in [feed, *feed["items"]] for a in o.get("authors", [])]

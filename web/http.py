@@ -32,14 +32,17 @@ def is_unchanged(req: Request, doc: Document) -> bool:
 
 
 def response_headers(doc: Document, gzipped: bool, max_age: int) -> list[tuple[str, str]]:
-    """The validators and caching headers of an answer for `doc` (200 and 304 alike)."""
-    return [
+    """The validators, caching headers and links of an answer for `doc` (200 and 304 alike)."""
+    headers = [
         ("ETag", quote_etag(doc.gzip_etag if gzipped else doc.etag)),
         ("Last-Modified", http_date(doc.last_modified)),
         ("Cache-Control", IMMUTABLE if doc.immutable else f"public, max-age={max_age}"),
         ("Vary", "Accept-Encoding"),
         ("Access-Control-Allow-Origin", "*"),
     ]
+    if doc.links:  # a feed's WebSub hubs and self URL
+        headers.append(("Link", doc.links))
+    return headers
 
 
 def send_document(doc: Document, max_age: int) -> Response:

@@ -88,6 +88,7 @@ def healthz() -> Response:
         "files": snapshot.file_count,
         "unusable_files": snapshot.errors,
         "left_out": dict(snapshot.left_out),
+        "websub": svc.publisher.status() if svc.publisher else None,
     }
     response = jsonify(body)
     response.status_code = 200 if healthy else 503
