@@ -72,6 +72,7 @@ class Config:
     limit_title_chars: int
     limit_excerpt_chars: int
     limit_list_items: int
+    snapshot_store: str
     named_feeds: tuple[NamedFeed, ...] = field(default=())
 
     @property
@@ -131,6 +132,23 @@ def _base_url(value: Any) -> str:
     return value.rstrip("/")
 
 
+def _snapshot_store(value: Any) -> str:
+    """"memory", or a redis:// (rediss:// for TLS) URL naming host, port and database."""
+    expected = '"memory" or a redis:// URL such as "redis://127.0.0.1:6379/0"'
+    if value == "memory":
+        return value
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if not parts or parts.scheme not in ("redis", "rediss") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(expected)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
+    except ValueError:
+        raise ValueError(expected) from None
+    if not re.fullmatch(r"/?|/(0|[1-9][0-9]{0,4})", parts.path):
+        raise ValueError(expected)
+    return value
+
+
 def _language(value: Any) -> str:
     if not isinstance(value, str) or not LANGUAGE.match(value):
         raise ValueError("a language tag such as en or en-GB")
@@ -183,6 +201,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Longer excerpts are cut to this many characters, with a warning."),
     Setting("limits.list_items", "limit_list_items", _integer(1, 100_000), Limits.list_items,
             "Items read from each list (topics, tags, images, related); the rest are dropped with a warning."),
+    Setting("serve.snapshot_store", "snapshot_store", _snapshot_store, "memory",
+            "Where serving processes get snapshots: `memory` (each process builds its own) "
+            "or a `redis://host:port/db` URL (one elected process builds, every process serves)."),
 )
 
 NAMED_FEED_KEYS: dict[str, Callable[[Any], Any]] = {
