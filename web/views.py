@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from html import escape
 
@@ -51,19 +52,29 @@ def healthz() -> Response:
     svc = service()
     snapshot = svc.snapshot
     age = time.time() - svc.built_at if svc.built_at else None
-    healthy = svc.last_error is None
+    replica = svc.replica
+    problems = []
+    if svc.last_error is not None:
+        problems.append(f"last refresh failed: {svc.last_error}")
+    if replica is not None and replica.error is not None:
+        problems.append(f"snapshot store: {replica.error}")
     body = {
-        "status": "ok" if healthy else "degraded",
-        "reason": None if healthy else f"last refresh failed: {svc.last_error}",
+        "status": "degraded" if problems else "ok",
+        "reason": "; ".join(problems) or None,
         "snapshot_age_seconds": round(age, 3) if age is not None else None,
         "entries": snapshot.entry_count,
         "feeds": len(snapshot.feeds),
         "files": snapshot.file_count,
         "unusable_files": snapshot.errors,
         "left_out": dict(snapshot.left_out),
+        # Several processes: which one answered, and whether it is the one that builds.
+        "store": "memory" if replica is None else "redis",
+        "pid": os.getpid(),
+        "builder": replica is None or replica.is_builder,
+        "version": replica.version if replica is not None else None,
     }
     response = jsonify(body)
-    response.status_code = 200 if healthy else 503
+    response.status_code = 503 if problems else 200
     response.headers["Cache-Control"] = "no-store"
     return response
 
