@@ -75,6 +75,7 @@ class Config:
     limit_excerpt_chars: int
     limit_list_items: int
     hubs: tuple[str, ...]
+    snapshot_store: str
     named_feeds: tuple[NamedFeed, ...] = field(default=())
 
     @property
@@ -149,6 +150,23 @@ def _hub_urls(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _snapshot_store(value: Any) -> str:
+    """"memory", or a redis:// (rediss:// for TLS) URL naming host, port and database."""
+    expected = '"memory" or a redis:// URL such as "redis://127.0.0.1:6379/0"'
+    if value == "memory":
+        return value
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if not parts or parts.scheme not in ("redis", "rediss") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(expected)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
+    except ValueError:
+        raise ValueError(expected) from None
+    if not re.fullmatch(r"/?|/(0|[1-9][0-9]{0,4})", parts.path):
+        raise ValueError(expected)
+    return value
+
+
 def _language(value: Any) -> str:
     if not isinstance(value, str) or not LANGUAGE.match(value):
         raise ValueError("a language tag such as en or en-GB")
@@ -206,6 +224,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Items read from each list (topics, tags, images, related); the rest are dropped with a warning."),
     Setting("websub.hubs", "hubs", _hub_urls, [],
             "WebSub hubs every feed advertises and each changed feed is published to."),
+    Setting("serve.snapshot_store", "snapshot_store", _snapshot_store, "memory",
+            "Where serving processes get snapshots: `memory` (each process builds its own) "
+            "or a `redis://host:port/db` URL (one elected process builds, every process serves)."),
 )
 
 NAMED_FEED_KEYS: dict[str, Callable[[Any], Any]] = {

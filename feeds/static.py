@@ -5,7 +5,9 @@
            feeds/all.atom, feeds/all.atom.gz, feeds/topics/ai.rss, ...
 
 Each build writes a new version folder and then points OUT at it with one
-rename of a symlink, so a reader of OUT (nginx, rsync) never sees half a build.
+rename of a symlink, so a reader of OUT (nginx, rsync) never sees half a build;
+the previous version stays until the next build, so a reader that resolved OUT
+just before the swap (an rsync walking it) finishes on a complete tree.
 A file whose bytes did not change is hard-linked from the previous version, so
 it keeps its mtime and inode and a sync uploads only what changed. `.gz`
 siblings are there for nginx's `gzip_static`. Paths come from the snapshot
@@ -59,14 +61,16 @@ class SiteWriter:
         self.written += 1
 
     def commit(self) -> None:
-        """Point OUT at the new version in one atomic rename, then drop older versions."""
+        """Point OUT at the new version in one atomic rename, then drop the versions
+        before the previous one (a reader still walking the previous one can finish)."""
         os.chmod(self.folder, 0o755)
         link = self.versions / f".link-{os.getpid()}"
         link.unlink(missing_ok=True)
         link.symlink_to(os.path.relpath(self.folder, self.out.parent))
         os.replace(link, self.out)
+        keep = {self.folder, self.previous}
         for old in self.versions.iterdir():
-            if old != self.folder and old.is_dir():
+            if old not in keep and old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
 
     def abort(self) -> None:

@@ -43,6 +43,13 @@ def _config(tmp_path, text: str):
     ('[feed.ok]\ntitle = "x"\ntopic = ["a"]\n', "feed.ok.topic"),
     ('[feed.ok]\ntitle = "x"\nmin_quality = "high"\n', "feed.ok.min_quality"),
     ("[site\n", "(syntax)"),
+    ('[serve]\nsnapshot_store = "redis://"\n', "serve.snapshot_store"),
+    ('[serve]\nsnapshot_store = "memcached://127.0.0.1:11211"\n', "serve.snapshot_store"),
+    ('[serve]\nsnapshot_store = "redis://127.0.0.1:99999/0"\n', "serve.snapshot_store"),
+    ('[serve]\nsnapshot_store = "redis://127.0.0.1:6379/cache"\n', "serve.snapshot_store"),
+    ('[serve]\nsnapshot_store = "redis://127.0.0.1:6379/0?timeout=1"\n', "serve.snapshot_store"),
+    ("[serve]\nsnapshot_store = 6379\n", "serve.snapshot_store"),
+    ('[serve]\nworkers = 2\n', "serve.workers"),
 ])
 def test_bad_config_names_file_and_key(tmp_path, text, key):
     """Unknown keys, wrong types, bad values and a missing seed folder raise ConfigError with file and key."""
@@ -54,6 +61,14 @@ def test_bad_config_names_file_and_key(tmp_path, text, key):
         load_config(path)
     assert caught.value.key == key
     assert caught.value.file == str(path)
+
+
+@pytest.mark.parametrize("store", ["memory", "redis://127.0.0.1:6379/0", "redis://cache.internal", "rediss://:secret@cache:6380/15"])
+def test_snapshot_store_takes_memory_or_a_redis_url(tmp_path, store):
+    """serve.snapshot_store is "memory" (the default) or a redis:// or rediss:// URL."""
+    (tmp_path / "seeds").mkdir()
+    config = load_config(_config(tmp_path, f'[seeds]\npath = "seeds"\n[serve]\nsnapshot_store = "{store}"\n'))
+    assert config.snapshot_store == store
 
 
 def test_relative_paths_resolve_against_the_config_file(tmp_path):

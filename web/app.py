@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from functools import partial
 
 from flask import Flask
 
-from feeds import Config, load_config
+from feeds import Builder, Config, load_config
 
 from . import views
 from .builder_process import BuilderProcess
@@ -23,6 +24,8 @@ def build_app(config: Config | None = None, *, start_scheduler: bool | None = No
     The scheduler starts on the first request (so Flask's reloader parent,
     which never serves, starts none), or at once with `start_scheduler=True`.
     With `builder_process`, builds run in a child process (`seedfeeds serve`).
+    With a Redis `snapshot_store`, the first snapshot is built or fetched when
+    the scheduler starts (see `web.replica`).
     """
     from . import config_path
 
@@ -30,17 +33,25 @@ def build_app(config: Config | None = None, *, start_scheduler: bool | None = No
     _ensure_logging()
     app = Flask(__name__)
     app.json.sort_keys = False
-    svc = Service(config, BuilderProcess(config) if builder_process else None)
-    if not svc.refresh():
-        raise RuntimeError(f"the first build failed: {svc.last_error}")
+    if config.snapshot_store == "memory":
+        svc = Service(config, BuilderProcess(config) if builder_process else None)
+        if not svc.refresh():
+            raise RuntimeError(f"the first build failed: {svc.last_error}")
+        start = svc.start_scheduler
+    else:
+        # Shared through Redis: this process builds only while it holds the builder lease.
+        from .replica import shared_service  # redis-py is loaded only by processes that use it
+
+        svc = shared_service(config, partial(BuilderProcess if builder_process else Builder, config))
+        start = svc.replica.start  # fetches or builds the first snapshot, then follows
     app.extensions["seedfeeds"] = svc
     views.register(app)
     app.wsgi_app = FastPath(app.wsgi_app, svc.prepares)
     _on_sighup(svc.reload_now)
     if start_scheduler:
-        svc.start_scheduler()
+        start()
     elif start_scheduler is None:
-        app.before_request(svc.start_scheduler)
+        app.before_request(start)
     return app
 
 

@@ -1,6 +1,6 @@
 """The `seedfeeds` command: a thin shell over plain functions.
 
-    seedfeeds serve [--host H] [--port P]   serve the feeds (granian)
+    seedfeeds serve [--host H] [--port P] [--workers N]   serve the feeds (granian)
     seedfeeds build --out DIR               write every document as static files
     seedfeeds check [PATH] [--json]         diagnostics for every seed file
     seedfeeds list                          feeds, entry counts, URLs
@@ -51,16 +51,24 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Threads running the app (one is fastest: the hot path is GIL-bound).")
-def serve(config_file: str | None, host: str, port: int, threads: int) -> None:
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes; more than one needs [serve] snapshot_store = a redis:// URL.")
+def serve(config_file: str | None, host: str, port: int, threads: int, workers: int) -> None:
     """Serve the feeds over HTTP with granian, a production server (HTTP in Rust)."""
     from granian import Granian
 
     config = _load(config_file)  # fail here, once, with one line, rather than in the worker
+    if workers > 1 and config.snapshot_store == "memory":
+        # Each worker would rescan and build on its own, and answer with its own Last-Modified.
+        error = ConfigError(config.file, "serve.snapshot_store", f"a redis:// URL to run {workers} workers",
+                            repr(config.snapshot_store))
+        click.echo(f"seedfeeds: config error: {error}", err=True)
+        sys.exit(2)
     if config.file != "<defaults>":
         os.environ[CONFIG_ENV] = config.file
     click.echo(f"seedfeeds: serving on http://{host}:{port}/", err=True)
     Granian("web.serving:wsgi_app", factory=True, interface="wsgi", address=host, port=port,
-            workers=1, blocking_threads=threads, websockets=False, log_level="warning").serve()
+            workers=workers, blocking_threads=threads, websockets=False, log_level="warning").serve()
 
 
 @main.command()

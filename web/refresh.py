@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from dataclasses import replace
 from datetime import datetime, timezone
+from typing import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -53,6 +54,7 @@ class Service:
         self._limited_lock = threading.Lock()
         # Pings the configured WebSub hubs about changed feeds, from its own thread.
         self.publisher = Publisher(config.hubs) if config.hubs else None
+        self.replica = None  # a web.replica.Replica when snapshots are shared through Redis
 
     def refresh(self) -> bool:
         """Rescan and swap in the new snapshot; on any failure keep the old one."""
@@ -112,6 +114,12 @@ class Service:
         log.info("websub: publishing %d changed feed documents to %d hubs", len(paths), len(self.publisher.hubs))
         self.publisher.publish(urls.absolute(path) for path in paths)
 
+    def install(self, snapshot: Snapshot) -> None:
+        """Serve `snapshot`, made elsewhere (fetched from a shared store), from now on."""
+        with self._refreshing:  # never interleaved with a local refresh's swap
+            self.prepares.update(snapshot)  # before the swap, as in refresh()
+            self.snapshot = snapshot
+
     def limited(self, snapshot: Snapshot, key: str, fmt: str, limit: int) -> Document:
         """The feed with only its newest `limit` entries, rendered once per snapshot."""
         with self._limited_lock:
@@ -130,19 +138,25 @@ class Service:
                     cache.popitem(last=False)
         return doc
 
-    def start_scheduler(self) -> None:
-        """Start the periodic refresh, once per process whoever calls."""
+    def start_scheduler(self, job: Callable[[], object] | None = None) -> None:
+        """Start the periodic refresh (or `job`), once per process whoever calls."""
         with self._scheduler_lock:
             if self._scheduler is not None:
                 return
             scheduler = BackgroundScheduler(daemon=True)
             # One run at a time; runs missed while one was busy collapse into one.
-            scheduler.add_job(self.refresh, "interval", seconds=self.config.refresh_seconds,
+            scheduler.add_job(job or self.refresh, "interval", seconds=self.config.refresh_seconds,
                               id="refresh", max_instances=1, coalesce=True,
                               misfire_grace_time=self.config.refresh_seconds)
             scheduler.start()
             self._scheduler = scheduler
             log.info("scheduler started in pid %d: refresh every %ds", os.getpid(), self.config.refresh_seconds)
+
+    def refresh_soon(self) -> None:
+        """Run the scheduled job now rather than at its next interval (if the scheduler runs)."""
+        with self._scheduler_lock:
+            if self._scheduler is not None:
+                self._scheduler.modify_job("refresh", next_run_time=datetime.now(timezone.utc))
 
     def stop_scheduler(self) -> None:
         with self._scheduler_lock:

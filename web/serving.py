@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
+import time
 
 from . import create_app
+
+log = logging.getLogger("seedfeeds")
 
 
 def wsgi_app():
@@ -13,4 +19,22 @@ def wsgi_app():
     and the scheduler starts at once."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    _exit_with_parent()
     return create_app(start_scheduler=True, builder_process=True)
+
+
+def _exit_with_parent(interval: float = 0.25) -> None:
+    """Stop this worker once granian's main process is gone. Killed with SIGKILL,
+    that process cannot stop its workers, and an orphaned worker would keep
+    serving its port (and, with a shared store, keep the builder lease)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        log.warning("worker pid %d: server process %d is gone; stopping", os.getpid(), parent)
+        os.kill(os.getpid(), signal.SIGTERM)  # granian's own graceful stop
+        time.sleep(10)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="seedfeeds-parent-watch", daemon=True).start()

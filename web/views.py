@@ -74,14 +74,16 @@ def healthz() -> Response:
     svc = service()
     snapshot = svc.snapshot
     age = time.time() - svc.built_at if svc.built_at else None
+    replica = svc.replica
     problems = [f"last refresh failed: {svc.last_error}"] if svc.last_error else []
     if svc.watch.error:
         problems.append(f"config not reloaded: {svc.watch.error}")
+    if replica is not None and replica.error is not None:
+        problems.append(f"snapshot store: {replica.error}")
     healthy = not problems
     body = {
         "status": "ok" if healthy else "degraded",
         "reason": "; ".join(problems) or None,
-        "pid": os.getpid(),
         "snapshot_age_seconds": round(age, 3) if age is not None else None,
         "entries": snapshot.entry_count,
         "feeds": len(snapshot.feeds),
@@ -89,9 +91,14 @@ def healthz() -> Response:
         "unusable_files": snapshot.errors,
         "left_out": dict(snapshot.left_out),
         "websub": svc.publisher.status() if svc.publisher else None,
+        # Several processes: which one answered, and whether it is the one that builds.
+        "store": "memory" if replica is None else "redis",
+        "pid": os.getpid(),
+        "builder": replica is None or replica.is_builder,
+        "version": replica.version if replica is not None else None,
     }
     response = jsonify(body)
-    response.status_code = 200 if healthy else 503
+    response.status_code = 503 if problems else 200
     response.headers["Cache-Control"] = "no-store"
     return response
 
