@@ -127,9 +127,11 @@ def _text_list(value: Any) -> tuple[str, ...]:
 
 
 def _base_url(value: Any) -> str:
-    parts = urlsplit(value) if isinstance(value, str) else None
+    # URI characters only: urlsplit silently drops tabs and newlines, and this
+    # URL goes into every document and into HTTP Link headers.
+    parts = urlsplit(value) if isinstance(value, str) and URI_CHARS.match(value) else None
     if not parts or parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("an absolute http(s) URL")
+        raise ValueError("an absolute http(s) URL of URI characters")
     if parts.query or parts.fragment:
         raise ValueError("a URL without query or fragment")
     return value.rstrip("/")

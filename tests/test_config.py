@@ -27,6 +27,8 @@ def _config(tmp_path, text: str):
     ('[seeds]\npath = "seeds"\ninclude_unpublished = "yes"\n', "seeds.include_unpublished"),
     ('[seeds]\npath = "seeds"\nglobs = "*.txt"\n', "seeds.globs"),
     ('[site]\nbase_url = "ftp://example.com"\n', "site.base_url"),
+    ('[site]\nbase_url = "http://example.com\\n/x"\n', "site.base_url"),
+    ('[site]\nbase_url = "http://exa mple.com"\n', "site.base_url"),
     ('[site]\nlanguage = "english please"\n', "site.language"),
     ('[seeds]\npath = "does-not-exist"\n', "seeds.path"),
     ('[websub]\nhubs = "https://hub.example.org/"\n', "websub.hubs"),
