@@ -68,7 +68,8 @@ def serve(config_file: str | None, host: str, port: int, threads: int, workers: 
         os.environ[CONFIG_ENV] = config.file
     click.echo(f"seedfeeds: serving on http://{host}:{port}/", err=True)
     Granian("web.serving:wsgi_app", factory=True, interface="wsgi", address=host, port=port,
-            workers=workers, blocking_threads=threads, websockets=False, log_level="warning").serve()
+            workers=workers, blocking_threads=threads, websockets=False, log_level="warning",
+            respawn_failed_workers=True).serve()  # a crashed worker is replaced, not the end of the service
 
 
 @main.command()
