@@ -33,7 +33,7 @@ def build_app(config: Config | None = None, *, start_scheduler: bool | None = No
         raise RuntimeError(f"the first build failed: {svc.last_error}")
     app.extensions["seedfeeds"] = svc
     views.register(app)
-    app.wsgi_app = FastPath(app.wsgi_app, svc.prepares)
+    app.wsgi_app = FastPath(app.wsgi_app, svc.prepares, svc.metrics.requests)
     if start_scheduler:
         svc.start_scheduler()
     elif start_scheduler is None:

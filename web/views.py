@@ -1,4 +1,4 @@
-"""Routes: the directory page, the feeds, /healthz, and small error pages."""
+"""Routes: the directory page, the feeds, /healthz, /metrics, and small error pages."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import time
 from html import escape
 
 from flask import Flask, Response, abort, current_app, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
 
 from .http import send_document
+from .metrics import route_class
 from .refresh import Service
 
 ERROR_PAGE = """<!doctype html>
@@ -68,6 +70,19 @@ def healthz() -> Response:
     return response
 
 
+def metrics() -> Response:
+    """Every metric of this process, in the Prometheus text format."""
+    return Response(service().metrics.exposition(), content_type=CONTENT_TYPE_LATEST,
+                    headers={"Cache-Control": "no-store"})
+
+
+def count_response(response: Response) -> Response:
+    """Count an answer Flask gave (the fast path counts its own) for /metrics."""
+    sent = 0 if request.method == "HEAD" else response.content_length or 0
+    service().metrics.requests.count(route_class(request.path), response.status, sent)
+    return response
+
+
 def error_page(exc: HTTPException) -> Response:
     """A short HTML page pointing to the directory, for every HTTP error."""
     page = ERROR_PAGE.format(code=exc.code, name=escape(exc.name), detail=escape(exc.description or ""))
@@ -82,5 +97,7 @@ def register(app: Flask) -> None:
     app.add_url_rule("/", view_func=directory, methods=["GET"])
     app.add_url_rule("/healthz", view_func=healthz, methods=["GET"])
     app.add_url_rule("/feeds/<path:name>", view_func=feed, methods=["GET"])
+    app.add_url_rule("/metrics", view_func=metrics, methods=["GET"])
     app.register_error_handler(HTTPException, error_page)
+    app.after_request(count_response)
 
