@@ -104,6 +104,7 @@ class Server:
     log: Path
     process: subprocess.Popen | None = None
     env: dict[str, str] = field(default_factory=dict)
+    args: tuple[str, ...] = ()  # more `seedfeeds serve` options
 
     @property
     def base(self) -> str:
@@ -118,7 +119,7 @@ class Server:
     def start(self) -> "Server":
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [SEEDFEEDS, "serve", "--config", str(self.config), "--port", str(self.port)],
+                [SEEDFEEDS, "serve", "--config", str(self.config), "--port", str(self.port), *self.args],
                 stdout=log, stderr=subprocess.STDOUT,
                 env={**os.environ, **self.env}, cwd=self.config.parent,
             )
@@ -162,8 +163,9 @@ class Server:
 def _server_starter(folder: Path):
     started: list[Server] = []
 
-    def start(config: Path, port: int | None = None) -> Server:
-        server = Server(config=config, port=port or free_port(), log=folder / f"server-{len(started)}.log")
+    def start(config: Path, port: int | None = None, args: tuple[str, ...] = ()) -> Server:
+        server = Server(config=config, port=port or free_port(), log=folder / f"server-{len(started)}.log",
+                        args=args)
         started.append(server)
         return server.start()
 

@@ -9,18 +9,20 @@ from flask import Flask
 from feeds import Config, load_config
 
 from . import views
+from .accesslog import AccessLog, log_to_stdout
 from .builder_process import BuilderProcess
 from .fastpath import FastPath
 from .refresh import Service
 
 
 def build_app(config: Config | None = None, *, start_scheduler: bool | None = None,
-              builder_process: bool = False) -> Flask:
+              builder_process: bool = False, access_log: bool = False) -> Flask:
     """Build the app and its first snapshot.
 
     The scheduler starts on the first request (so Flask's reloader parent,
     which never serves, starts none), or at once with `start_scheduler=True`.
     With `builder_process`, builds run in a child process (`seedfeeds serve`).
+    With `access_log`, every request is logged to standard output.
     """
     from . import config_path
 
@@ -34,6 +36,8 @@ def build_app(config: Config | None = None, *, start_scheduler: bool | None = No
     app.extensions["seedfeeds"] = svc
     views.register(app)
     app.wsgi_app = FastPath(app.wsgi_app, svc.prepares, svc.metrics.requests)
+    if access_log:
+        app.wsgi_app = AccessLog(app.wsgi_app, log_to_stdout())
     if start_scheduler:
         svc.start_scheduler()
     elif start_scheduler is None:

@@ -1,6 +1,6 @@
 """The `seedfeeds` command: a thin shell over plain functions.
 
-    seedfeeds serve [--host H] [--port P]   serve the feeds (granian)
+    seedfeeds serve [--host H] [--port P] [--access-log]   serve the feeds (granian)
     seedfeeds build --out DIR               write every document as static files
     seedfeeds check [PATH] [--json]         diagnostics for every seed file
     seedfeeds list                          feeds, entry counts, URLs
@@ -25,7 +25,7 @@ from feeds.builder import check_files
 from feeds.static import SiteWriter
 from feeds.urls import FORMATS
 
-from . import CONFIG_ENV, config_path
+from . import ACCESS_LOG_ENV, CONFIG_ENV, config_path
 
 config_option = click.option(
     "--config", "config_file", type=click.Path(dir_okay=False),
@@ -51,13 +51,15 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Threads running the app (one is fastest: the hot path is GIL-bound).")
-def serve(config_file: str | None, host: str, port: int, threads: int) -> None:
+@click.option("--access-log", is_flag=True, help="Log every request to stdout, in the combined log format.")
+def serve(config_file: str | None, host: str, port: int, threads: int, access_log: bool) -> None:
     """Serve the feeds over HTTP with granian, a production server (HTTP in Rust)."""
     from granian import Granian
 
     config = _load(config_file)  # fail here, once, with one line, rather than in the worker
     if config.file != "<defaults>":
         os.environ[CONFIG_ENV] = config.file
+    os.environ[ACCESS_LOG_ENV] = "1" if access_log else "0"
     click.echo(f"seedfeeds: serving on http://{host}:{port}/", err=True)
     Granian("web.serving:wsgi_app", factory=True, interface="wsgi", address=host, port=port,
             workers=1, blocking_threads=threads, websockets=False, log_level="warning").serve()
