@@ -235,14 +235,16 @@ def build_snapshot(config: Config) -> Snapshot:
     return Builder(config).build()
 
 
-def check_files(folder: Path, globs: tuple[str, ...], limits: Limits = Limits()) -> tuple[int, list[Diagnostic]]:
-    """Every diagnostic for a folder (or a single file): how many files, and what is wrong."""
+def check_files(folder: Path, globs: tuple[str, ...], limits: Limits = Limits(),
+                track: Callable[[list[SeedFile]], Iterable[SeedFile]] = iter) -> tuple[int, list[Diagnostic]]:
+    """Every diagnostic for a folder (or a single file): how many files, and what is wrong.
+    The files are read in the order `track(files)` hands them over (a progress bar's hook)."""
     if folder.is_file():
         files, diagnostics = [SeedFile(folder.name, folder, 0, 0, 0, 0)], []
     else:
         files, diagnostics = scan_folder(folder, globs)
     entries = []
-    for seed in files:
+    for seed in track(files):
         record, notes = read_record(seed, limits)
         diagnostics.extend(notes)
         if record:

@@ -12,10 +12,12 @@ import json
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict
 from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 import click
 
@@ -25,7 +27,7 @@ from feeds.builder import check_files
 from feeds.static import SiteWriter
 from feeds.urls import FORMATS
 
-from . import ACCESS_LOG_ENV, CONFIG_ENV, config_path
+from . import ACCESS_LOG_ENV, CONFIG_ENV, config_path, progress
 
 config_option = click.option(
     "--config", "config_file", type=click.Path(dir_okay=False),
@@ -90,9 +92,10 @@ def _build_site(config: Config, writer: SiteWriter) -> Snapshot:
     """A cold build written through `writer`, on every core: seeds are read in a
     process pool, then one forked child renders some formats while this process
     renders the others (the child shares the entries copy-on-write, no pickling).
-    fork is safe here: this process has started no threads."""
+    fork is safe here: this process has started no threads. On a terminal, a bar
+    shows the reading, and one the rendering of the larger share."""
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=get_context("fork")) as pool:
-        builder = Builder(config, read_map=partial(pool.map, chunksize=64))
+        builder = Builder(config, read_map=partial(_read_shown, pool))
         summary = builder.summarize()
     child_formats, own_formats = ("atom", "json"), ("rss",)
     if (os.cpu_count() or 1) < 2:
@@ -103,17 +106,13 @@ def _build_site(config: Config, writer: SiteWriter) -> Snapshot:
         os.close(reader)
         status = 1
         try:
-            for fmt in child_formats:
-                for path, doc in builder.documents(summary, fmt):
-                    writer.write(path, doc)
+            _write_formats(builder, summary, child_formats, writer, shown=True)
             os.write(sender, f"{writer.written} {writer.kept}".encode())
             status = 0
         finally:
             os._exit(status)
     os.close(sender)
-    for fmt in own_formats:
-        for path, doc in builder.documents(summary, fmt):
-            writer.write(path, doc)
+    _write_formats(builder, summary, own_formats, writer, shown=not child_formats)
     writer.write("/", summary.directory)
     if child_formats:
         report = os.read(reader, 100).decode()
@@ -127,6 +126,26 @@ def _build_site(config: Config, writer: SiteWriter) -> Snapshot:
     return summary
 
 
+def _read_shown(pool: ProcessPoolExecutor, read: Callable, seeds: Iterable) -> Iterator:
+    """`pool.map(read, seeds)`, advancing a bar as results come in."""
+    seeds = list(seeds)
+    with progress.bar("Reading seed files", len(seeds)) as steps:
+        for result in pool.map(read, seeds, chunksize=64):
+            steps.update(1)  # before the yield: the builder stops asking after the last result
+            yield result
+
+
+def _write_formats(builder: Builder, summary: Snapshot, formats: tuple[str, ...], writer: SiteWriter,
+                   shown: bool) -> None:
+    """Render and write every feed of `summary` in `formats`, with a bar if `shown`."""
+    length = len(summary.feeds) * len(formats)
+    with progress.bar("Rendering feeds", length) if shown else nullcontext(progress.QUIET) as advance:
+        for fmt in formats:
+            for path, doc in builder.documents(summary, fmt):
+                writer.write(path, doc)
+                advance.update(1)
+
+
 @main.command()
 @config_option
 @click.argument("path", required=False, type=click.Path(exists=True))
@@ -134,7 +153,8 @@ def _build_site(config: Config, writer: SiteWriter) -> Snapshot:
 def check(config_file: str | None, path: str | None, as_json: bool) -> None:
     """Report problems in every seed file; exit 1 if any file is unusable."""
     config = _load(config_file)
-    count, diagnostics = check_files(Path(path) if path else config.seeds_path, config.globs, config.limits)
+    count, diagnostics = check_files(Path(path) if path else config.seeds_path, config.globs, config.limits,
+                                     track=partial(progress.track, label="Checking seed files"))
     errors = sum(1 for d in diagnostics if d.severity == "error")
     if as_json:
         click.echo(json.dumps({"files": count, "unusable": errors,
