@@ -40,6 +40,16 @@ ReadMap = Callable[[Callable[[SeedFile], "Read"], Iterable[SeedFile]], Iterable[
 Read = tuple[Entry | None, tuple[Diagnostic, ...], str | None]
 
 
+@dataclass(frozen=True, slots=True)
+class BuildReport:
+    """What the last scan found: files listed, files read again (new or
+    changed since the scan before) and files gone since then."""
+
+    files: int
+    read: int
+    removed: int
+
+
 class SeedFolderEmpty(RuntimeError):
     """The seed folder lists no files although it had some: keep the last snapshot."""
 
@@ -93,6 +103,7 @@ class Builder:
         self._ledger, self._ledger_note = _open_ledger(config.state_path / LEDGER_FILE)
         self._rendered: dict[str, tuple[Feed, Document]] = {}  # path -> (the feed it was made from, document)
         self._last: tuple[list, Snapshot] | None = None  # (scan notes, snapshot) of the last build
+        self.last_report: BuildReport | None = None  # for the refresh log
 
     def reconfigure(self, config: Config) -> None:
         """Take a new config, keeping what still holds: documents whose feed does not
@@ -111,6 +122,7 @@ class Builder:
         """Scan the folder; re-read what changed and re-render what that touched."""
         files, scan_notes = scan_folder(self.config.seeds_path, self.config.globs)
         if self._last is not None and self._last[0] == scan_notes and not self._changed(files):
+            self.last_report = BuildReport(files=len(files), read=0, removed=0)
             return self._last[1]
         summary = self._summarize(files, scan_notes)
         documents = assemble_documents(self._render(tuple(summary.feeds.values())), summary.pages)
@@ -204,6 +216,8 @@ class Builder:
         """A `_Read` per file: the known one if its stamp is unchanged, else a fresh read."""
         known = {seed.rel: self._reads.get(seed.rel) for seed in files}
         todo = [seed for seed in files if known[seed.rel] is None or known[seed.rel].stamp != _stamp(seed)]
+        self.last_report = BuildReport(files=len(files), read=len(todo),
+                                       removed=len(self._reads.keys() - known.keys()))
         read = partial(read_entry, config=self.config)
         if self.read_map is not None and len(todo) >= PARALLEL_MIN:
             results = {seed.rel: (share_values(e, self._shared) if e else e, notes, left_out)
@@ -262,14 +276,16 @@ def build_snapshot(config: Config) -> Snapshot:
     return Builder(config).build()
 
 
-def check_files(folder: Path, globs: tuple[str, ...], limits: Limits = Limits()) -> tuple[int, list[Diagnostic]]:
-    """Every diagnostic for a folder (or a single file): how many files, and what is wrong."""
+def check_files(folder: Path, globs: tuple[str, ...], limits: Limits = Limits(),
+                track: Callable[[list[SeedFile]], Iterable[SeedFile]] = iter) -> tuple[int, list[Diagnostic]]:
+    """Every diagnostic for a folder (or a single file): how many files, and what is wrong.
+    The files are read in the order `track(files)` hands them over (a progress bar's hook)."""
     if folder.is_file():
         files, diagnostics = [SeedFile(folder.name, folder, 0, 0, 0, 0)], []
     else:
         files, diagnostics = scan_folder(folder, globs)
     entries = []
-    for seed in files:
+    for seed in track(files):
         record, notes = read_record(seed, limits)
         diagnostics.extend(notes)
         if record:

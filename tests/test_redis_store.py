@@ -119,7 +119,7 @@ def test_exactly_one_process_builds(pair):
     [follower] = [s for s in pair if s is not builder]
     assert health(builder)["version"] == health(follower)["version"] is not None
     assert "holds the lease" in builder.logs() and "holds the lease" not in follower.logs()
-    assert "refresh: " in builder.logs() and "refresh: " not in follower.logs()
+    assert "refresh outcome=" in builder.logs() and "refresh outcome=" not in follower.logs()
     assert health(follower)["status"] == "ok"
 
 
@@ -147,7 +147,7 @@ def test_killed_builder_is_replaced_within_an_interval(pair, seed_dir):
     killed = time.monotonic()
     wait_for(lambda: health(survivor)["builder"], timeout=5, interval=0.05)
     assert time.monotonic() - killed < 3.0  # lease 1 s, checked three times a second
-    wait_for(lambda: "refresh: " in survivor.logs())
+    wait_for(lambda: "refresh outcome=" in survivor.logs())
     assert answers(survivor) == before  # a new builder changes nothing readers see, not even Last-Modified
     edit_seed(seed_dir, "Built By The Successor")
     wait_for(lambda: serves_title(survivor, "Built By The Successor"))

@@ -15,7 +15,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from conftest import ROOT, SEEDFEEDS, free_port, http_get, wait_for, write_config
+from conftest import ROOT, SEEDFEEDS, free_port, http_get, wait_for
 from feeds import build_snapshot, load_config
 
 NGINX = "/usr/sbin/nginx"

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from feeds import Config
 
 CONFIG_ENV = "SEEDFEEDS_CONFIG"
+ACCESS_LOG_ENV = "SEEDFEEDS_ACCESS_LOG"  # "1": `seedfeeds serve --access-log`, passed to the server's worker
 
 
 def config_path(given: str | os.PathLike | None = None) -> Path | None:
@@ -31,7 +32,7 @@ def config_path(given: str | os.PathLike | None = None) -> Path | None:
 
 
 def create_app(config: "Config | None" = None, *, start_scheduler: bool | None = None,
-               builder_process: bool = False) -> "Flask":
+               builder_process: bool = False, access_log: bool = False) -> "Flask":
     """Build the app and its first snapshot (see `web.app.build_app`).
 
     Flask is imported here, not at the top, so `seedfeeds build` and `check`
@@ -39,4 +40,5 @@ def create_app(config: "Config | None" = None, *, start_scheduler: bool | None =
     """
     from .app import build_app
 
-    return build_app(config, start_scheduler=start_scheduler, builder_process=builder_process)
+    return build_app(config, start_scheduler=start_scheduler, builder_process=builder_process,
+                     access_log=access_log)

@@ -12,13 +12,14 @@ from flask import Flask
 from feeds import Builder, Config, load_config
 
 from . import views
+from .accesslog import AccessLog, log_to_stdout
 from .builder_process import BuilderProcess
 from .fastpath import FastPath
 from .refresh import Service
 
 
 def build_app(config: Config | None = None, *, start_scheduler: bool | None = None,
-              builder_process: bool = False) -> Flask:
+              builder_process: bool = False, access_log: bool = False) -> Flask:
     """Build the app and its first snapshot.
 
     The scheduler starts on the first request (so Flask's reloader parent,
@@ -26,6 +27,7 @@ def build_app(config: Config | None = None, *, start_scheduler: bool | None = No
     With `builder_process`, builds run in a child process (`seedfeeds serve`).
     With a Redis `snapshot_store`, the first snapshot is built or fetched when
     the scheduler starts (see `web.replica`).
+    With `access_log`, every request is logged to standard output.
     """
     from . import config_path
 
@@ -46,7 +48,9 @@ def build_app(config: Config | None = None, *, start_scheduler: bool | None = No
         start = svc.replica.start  # fetches or builds the first snapshot, then follows
     app.extensions["seedfeeds"] = svc
     views.register(app)
-    app.wsgi_app = FastPath(app.wsgi_app, svc.prepares)
+    app.wsgi_app = FastPath(app.wsgi_app, svc.prepares, svc.metrics.requests)
+    if access_log:
+        app.wsgi_app = AccessLog(app.wsgi_app, log_to_stdout())
     _on_sighup(svc.reload_now)
     if start_scheduler:
         start()

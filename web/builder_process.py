@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from feeds import Builder, Config
+from feeds.builder import BuildReport
 from feeds.snapshot import Document, Snapshot
 
 CHUNK_BYTES = 4 << 20  # documents per message: a few MiB, so unpickling never holds the GIL long
@@ -34,6 +35,7 @@ class BuilderProcess:
         child_end.close()
         self._mirror: Snapshot | None = None
         self._lock = threading.Lock()
+        self.last_report: BuildReport | None = None  # the child's, for the refresh log
 
     @property
     def pid(self) -> int | None:
@@ -47,12 +49,14 @@ class BuilderProcess:
             while True:
                 kind, payload = self._conn.recv()
                 if kind == "same":
+                    self.last_report = payload
                     return self._mirror
                 if kind == "error":
                     raise RuntimeError(payload)
                 if kind == "documents":
                     documents.update(payload)
                 elif kind == "done":
+                    self.last_report = payload.pop("report")
                     self._mirror = _apply(self._mirror, documents, **payload)
                     return self._mirror
 
@@ -104,13 +108,13 @@ def _serve_builds(config: Config, conn: Connection) -> None:
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
             continue
         if snapshot is sent:
-            conn.send(("same", None))
+            conn.send(("same", builder.last_report))
             continue
-        _send_changes(conn, sent, snapshot)
+        _send_changes(conn, sent, snapshot, builder.last_report)
         sent = snapshot
 
 
-def _send_changes(conn: Connection, before: Snapshot | None, after: Snapshot) -> None:
+def _send_changes(conn: Connection, before: Snapshot | None, after: Snapshot, report: BuildReport) -> None:
     old_docs = before.documents if before else {}
     chunk: dict[str, Document] = {}
     size = 0
@@ -130,6 +134,7 @@ def _send_changes(conn: Connection, before: Snapshot | None, after: Snapshot) ->
         "feeds": {key: feed for key, feed in after.feeds.items() if old_feeds.get(key) != feed},
         "feed_order": list(after.feeds),
         "page_paths": list(after.pages),
+        "report": report,
         "meta": {"diagnostics": after.diagnostics, "left_out": dict(after.left_out), "entry_count": after.entry_count,
                  "file_count": after.file_count, "newest": after.newest},
     }))

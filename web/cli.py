@@ -1,6 +1,6 @@
 """The `seedfeeds` command: a thin shell over plain functions.
 
-    seedfeeds serve [--host H] [--port P] [--workers N]   serve the feeds (granian)
+    seedfeeds serve [--host H] [--port P] [--workers N] [--access-log]   serve the feeds (granian)
     seedfeeds build --out DIR               write every document as static files
     seedfeeds check [PATH] [--json]         diagnostics for every seed file
     seedfeeds list                          feeds, entry counts, URLs
@@ -12,10 +12,12 @@ import json
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict
 from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 import click
 
@@ -25,7 +27,7 @@ from feeds.builder import check_files
 from feeds.static import SiteWriter
 from feeds.urls import FORMATS
 
-from . import CONFIG_ENV, config_path
+from . import ACCESS_LOG_ENV, CONFIG_ENV, config_path, progress
 
 config_option = click.option(
     "--config", "config_file", type=click.Path(dir_okay=False),
@@ -53,11 +55,15 @@ def main() -> None:
               help="Threads running the app (one is fastest: the hot path is GIL-bound).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Worker processes; more than one needs [serve] snapshot_store = a redis:// URL.")
-def serve(config_file: str | None, host: str, port: int, threads: int, workers: int) -> None:
+@click.option("--access-log", is_flag=True, help="Log every request to stdout, in the combined log format.")
+def serve(config_file: str | None, host: str, port: int, threads: int, workers: int, access_log: bool) -> None:
     """Serve the feeds over HTTP with granian, a production server (HTTP in Rust)."""
     from granian import Granian
 
     config = _load(config_file)  # fail here, once, with one line, rather than in the worker
+    # glibc gives each thread that allocates its own malloc arena (up to 8 per core): with
+    # granian's threads, freed document bytes scatter over them and RSS creeps up. Two suffice.
+    os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     if workers > 1 and config.snapshot_store == "memory":
         # Each worker would rescan and build on its own, and answer with its own Last-Modified.
         error = ConfigError(config.file, "serve.snapshot_store", f"a redis:// URL to run {workers} workers",
@@ -66,6 +72,7 @@ def serve(config_file: str | None, host: str, port: int, threads: int, workers: 
         sys.exit(2)
     if config.file != "<defaults>":
         os.environ[CONFIG_ENV] = config.file
+    os.environ[ACCESS_LOG_ENV] = "1" if access_log else "0"
     click.echo(f"seedfeeds: serving on http://{host}:{port}/", err=True)
     Granian("web.serving:wsgi_app", factory=True, interface="wsgi", address=host, port=port,
             workers=workers, blocking_threads=threads, websockets=False, log_level="warning",
@@ -97,9 +104,10 @@ def _build_site(config: Config, writer: SiteWriter) -> Snapshot:
     """A cold build written through `writer`, on every core: seeds are read in a
     process pool, then one forked child renders some formats while this process
     renders the others (the child shares the entries copy-on-write, no pickling).
-    fork is safe here: this process has started no threads."""
+    fork is safe here: this process has started no threads. On a terminal, a bar
+    shows the reading, and one the rendering of the larger share."""
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=get_context("fork")) as pool:
-        builder = Builder(config, read_map=partial(pool.map, chunksize=64))
+        builder = Builder(config, read_map=partial(_read_shown, pool))
         summary = builder.summarize()
     child_formats, own_formats = ("atom", "json"), ("rss", "html")
     if (os.cpu_count() or 1) < 2:
@@ -110,17 +118,13 @@ def _build_site(config: Config, writer: SiteWriter) -> Snapshot:
         os.close(reader)
         status = 1
         try:
-            for fmt in child_formats:
-                for path, doc in builder.documents(summary, fmt):
-                    writer.write(path, doc)
+            _write_formats(builder, summary, child_formats, writer, shown=True)
             os.write(sender, f"{writer.written} {writer.kept}".encode())
             status = 0
         finally:
             os._exit(status)
     os.close(sender)
-    for fmt in own_formats:
-        for path, doc in builder.documents(summary, fmt):
-            writer.write(path, doc)
+    _write_formats(builder, summary, own_formats, writer, shown=not child_formats)
     for path, doc in summary.pages.items():
         writer.write(path, doc)
     if child_formats:
@@ -135,6 +139,26 @@ def _build_site(config: Config, writer: SiteWriter) -> Snapshot:
     return summary
 
 
+def _read_shown(pool: ProcessPoolExecutor, read: Callable, seeds: Iterable) -> Iterator:
+    """`pool.map(read, seeds)`, advancing a bar as results come in."""
+    seeds = list(seeds)
+    with progress.bar("Reading seed files", len(seeds)) as steps:
+        for result in pool.map(read, seeds, chunksize=64):
+            steps.update(1)  # before the yield: the builder stops asking after the last result
+            yield result
+
+
+def _write_formats(builder: Builder, summary: Snapshot, formats: tuple[str, ...], writer: SiteWriter,
+                   shown: bool) -> None:
+    """Render and write every feed of `summary` in `formats`, with a bar if `shown`."""
+    length = len(summary.feeds) * len(formats)
+    with progress.bar("Rendering feeds", length) if shown else nullcontext(progress.QUIET) as advance:
+        for fmt in formats:
+            for path, doc in builder.documents(summary, fmt):
+                writer.write(path, doc)
+                advance.update(1)
+
+
 @main.command()
 @config_option
 @click.argument("path", required=False, type=click.Path(exists=True))
@@ -143,7 +167,8 @@ def check(config_file: str | None, path: str | None, as_json: bool) -> None:
     """Report problems in every seed file; exit 1 if any file is unusable."""
     config = _load(config_file)
     click.echo(f"config OK: {config.file}", err=True)
-    count, diagnostics = check_files(Path(path) if path else config.seeds_path, config.globs, config.limits)
+    count, diagnostics = check_files(Path(path) if path else config.seeds_path, config.globs, config.limits,
+                                     track=partial(progress.track, label="Checking seed files"))
     errors = sum(1 for d in diagnostics if d.severity == "error")
     if as_json:
         click.echo(json.dumps({"files": count, "unusable": errors,

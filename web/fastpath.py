@@ -3,8 +3,8 @@
 A poll for a feed is a GET (or HEAD) with no query string, and either no
 validators or an If-None-Match that is exactly the ETag we sent. Those are
 answered here from headers prepared once per snapshot: a dict lookup and a
-couple of string comparisons per request. Anything else (a query string, an
-ETag list, a weak tag, If-Modified-Since alone, q-values in Accept-Encoding,
+couple of string comparisons per request, and two integer additions to count
+it for /metrics. Anything else (a query string, an ETag list, a weak tag, If-Modified-Since alone, q-values in Accept-Encoding,
 other paths and methods) goes to the Flask app, whose answers these mirror
 header for header (a test compares them).
 """
@@ -19,6 +19,7 @@ from werkzeug.http import quote_etag
 from feeds.snapshot import Document, Snapshot
 
 from .http import response_headers
+from .metrics import RequestTally, route_class
 
 StartResponse = Callable[[str, list[tuple[str, str]]], object]
 WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
@@ -29,6 +30,7 @@ class Prepared:
     """A document's ready-made answers: (status, headers, body) per case."""
 
     document: Document
+    route: str  # its class for /metrics: "feed" or "directory"
     etag: str
     gzip_etag: str
     plain: tuple[str, list[tuple[str, str]], bytes]
@@ -37,7 +39,7 @@ class Prepared:
     gzipped_304: tuple[str, list[tuple[str, str]], bytes]
 
 
-def prepare(doc: Document, max_age: int) -> Prepared:
+def prepare(doc: Document, max_age: int, route: str) -> Prepared:
     def answer(gzipped: bool) -> tuple[str, list[tuple[str, str]], bytes]:
         body = doc.gzip_body if gzipped else doc.body
         headers = response_headers(doc, gzipped, max_age)
@@ -47,7 +49,7 @@ def prepare(doc: Document, max_age: int) -> Prepared:
         return "200 OK", headers, body
 
     return Prepared(
-        document=doc, etag=quote_etag(doc.etag), gzip_etag=quote_etag(doc.gzip_etag),
+        document=doc, route=route, etag=quote_etag(doc.etag), gzip_etag=quote_etag(doc.gzip_etag),
         plain=answer(False), gzipped=answer(True),
         plain_304=("304 Not Modified", _not_modified(doc, False, max_age), b""),
         gzipped_304=("304 Not Modified", _not_modified(doc, True, max_age), b""),
@@ -71,17 +73,19 @@ class Prepares:
     def update(self, snapshot: Snapshot) -> None:
         old = self.by_path
         self.by_path = {
-            path: old[path] if path in old and old[path].document is doc else prepare(doc, self.max_age)
+            path: old[path] if path in old and old[path].document is doc else prepare(doc, self.max_age, route_class(path))
             for path, doc in snapshot.documents.items()
         }
 
 
 class FastPath:
-    """WSGI middleware: answer plain feed polls from `prepares`, pass the rest on."""
+    """WSGI middleware: answer plain feed polls from `prepares` and count them
+    in `tally`; pass the rest on."""
 
-    def __init__(self, app: WSGIApp, prepares: Prepares) -> None:
+    def __init__(self, app: WSGIApp, prepares: Prepares, tally: RequestTally) -> None:
         self.app = app
         self.prepares = prepares
+        self.count = tally.count
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
@@ -103,4 +107,8 @@ class FastPath:
         else:
             status, headers, body = prepared.gzipped if gzipped else prepared.plain
         start_response(status, headers)
-        return [] if method == "HEAD" else [body]
+        if method == "HEAD":
+            self.count(prepared.route, status, 0)
+            return []
+        self.count(prepared.route, status, len(body))
+        return [body]

@@ -7,7 +7,6 @@ never sees half a refresh; a failed refresh keeps the last good snapshot.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import threading
@@ -20,6 +19,7 @@ from typing import Callable
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from feeds import Builder, Config
+from feeds.builder import BuildReport
 from feeds.snapshot import Document, Snapshot, carry_last_modified, limit_feed, render_feed
 from feeds.urls import Urls
 
@@ -27,6 +27,7 @@ from .delta import History
 from .fastpath import Prepares
 from .reload import ConfigWatch, removed_feeds
 from .websub import Publisher, changed_feeds
+from .metrics import Metrics
 
 log = logging.getLogger("seedfeeds")
 LIMITED_CACHE = 256
@@ -46,6 +47,7 @@ class Service:
         self.last_error: str | None = None
         self.watch = ConfigWatch(config)
         self.gone: set[str] = set()  # keys of named feeds a config reload removed: 410 Gone
+        self.metrics = Metrics(self)  # this process's /metrics; hub pings: metrics.count_hub_ping()
         self._refreshing = threading.Lock()
         self._scheduler: BackgroundScheduler | None = None
         self._scheduler_lock = threading.Lock()
@@ -53,7 +55,7 @@ class Service:
         self._limited: tuple[Snapshot | None, OrderedDict[tuple[str, int], Document]] = (None, OrderedDict())
         self._limited_lock = threading.Lock()
         # Pings the configured WebSub hubs about changed feeds, from its own thread.
-        self.publisher = Publisher(config.hubs) if config.hubs else None
+        self.publisher = Publisher(config.hubs, report=self.metrics.count_hub_ping) if config.hubs else None
         self.replica = None  # a web.replica.Replica when snapshots are shared through Redis
 
     def refresh(self) -> bool:
@@ -65,27 +67,39 @@ class Service:
                 fresh = self.builder.build()
             except Exception as exc:  # noqa: BLE001 - a refresh must never take the service down
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("refresh failed; still serving the last good snapshot")
+                seconds = time.perf_counter() - started
+                self.metrics.observe_refresh("failed", seconds)
+                log.exception("refresh failed after %.3fs; still serving the last good snapshot", seconds)
                 return False
             now = time.time()
-            if fresh is not self._built:  # the builder hands back the same object when nothing changed
-                self._built = fresh
-                snapshot = carry_last_modified(self.snapshot, fresh, datetime.fromtimestamp(now, timezone.utc))
-                self.prepares.update(snapshot)  # before the swap: the fast path never lags the snapshot
-                self.history.record(snapshot)
-                previous, self.snapshot = self.snapshot, snapshot
-                if self.publisher is not None and previous is not None:  # a first build has nothing to compare with
-                    self._publish(changed_feeds(previous, snapshot))
-                # The snapshot lives until the next change: move it out of the cyclic
-                # collector's sight (a full collection over 10k entries holds the GIL
-                # ~70 ms). Snapshots hold no reference cycles; refcounting frees them.
-                gc.freeze()
+            changed = fresh is not self._built  # the builder hands back the same object when nothing changed
+            documents = self._swap(fresh, now) if changed else (0, 0)
             self.built_at = now
             self.last_error = None
-            log.info("refresh: %d files, %d entries, %d feeds, %d unusable files in %.2fs",
-                     fresh.file_count, fresh.entry_count, len(fresh.feeds), fresh.errors,
-                     time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            outcome = "ok" if changed else "unchanged"
+            self.metrics.observe_refresh(outcome, seconds)
+            report = self.builder.last_report or BuildReport(fresh.file_count, 0, 0)
+            log.info("refresh outcome=%s duration_seconds=%.3f files_scanned=%d files_changed=%d files_removed=%d "
+                     "files_broken=%d documents_changed=%d documents_removed=%d entries=%d feeds=%d",
+                     outcome, seconds, report.files, report.read, report.removed, fresh.errors,
+                     *documents, fresh.entry_count, len(fresh.feeds))
             return True
+
+    def _swap(self, fresh: Snapshot, now: float) -> tuple[int, int]:
+        """Date and serve a new snapshot; how many documents' bytes changed (or
+        are new), and how many are gone."""
+        self._built = fresh
+        before = self.snapshot.documents if self.snapshot else {}
+        snapshot = carry_last_modified(self.snapshot, fresh, datetime.fromtimestamp(now, timezone.utc))
+        self.prepares.update(snapshot)  # before the swap: the fast path never lags the snapshot
+        self.history.record(snapshot)
+        previous, self.snapshot = self.snapshot, snapshot
+        if self.publisher is not None and previous is not None:  # a first build has nothing to compare with
+            self._publish(changed_feeds(previous, snapshot))
+        changed = sum(1 for path, doc in snapshot.documents.items()
+                      if path not in before or before[path].etag != doc.etag)
+        return changed, sum(1 for path in before if path not in snapshot.documents)
 
     def _apply_config(self) -> None:
         fresh = self.watch.changed()

@@ -64,6 +64,14 @@ class OnDemandBuilder:
             self._builder = self._make()
         return self._builder.build()
 
+    @property
+    def last_report(self):
+        return self._builder.last_report if self._builder is not None else None
+
+    def reconfigure(self, config) -> None:
+        if self._builder is not None:
+            self._builder.reconfigure(config)
+
     def close(self) -> None:
         builder, self._builder = self._builder, None
         if builder is not None and hasattr(builder, "close"):

@@ -8,19 +8,20 @@ import signal
 import threading
 import time
 
-from . import create_app
+from . import ACCESS_LOG_ENV, create_app
 
 log = logging.getLogger("seedfeeds")
 
 
 def wsgi_app():
     """The app factory granian calls in its worker: the config comes from
-    $SEEDFEEDS_CONFIG (set by `seedfeeds serve`), builds run in a child process,
-    and the scheduler starts at once."""
+    $SEEDFEEDS_CONFIG (set by `seedfeeds serve`), and so does `--access-log`;
+    builds run in a child process, and the scheduler starts at once."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     _exit_with_parent()
-    return create_app(start_scheduler=True, builder_process=True)
+    return create_app(start_scheduler=True, builder_process=True,
+                      access_log=os.environ.get(ACCESS_LOG_ENV) == "1")
 
 
 def _exit_with_parent(interval: float = 0.25) -> None:

@@ -1,4 +1,4 @@
-"""Routes: every document of the snapshot, /healthz, and small error pages."""
+"""Routes: every document of the snapshot, /healthz, /metrics, and small error pages."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import time
 from html import escape
 
 from flask import Flask, Response, abort, current_app, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
 
 from feeds.opml import opml_path
 from feeds.urls import FORMATS
 
 from .http import is_unchanged, send_delta, send_document, wants_feed_delta
+from .metrics import route_class
 from .refresh import Service
 
 ERROR_PAGE = """<!doctype html>
@@ -103,6 +105,19 @@ def healthz() -> Response:
     return response
 
 
+def metrics() -> Response:
+    """Every metric of this process, in the Prometheus text format."""
+    return Response(service().metrics.exposition(), content_type=CONTENT_TYPE_LATEST,
+                    headers={"Cache-Control": "no-store"})
+
+
+def count_response(response: Response) -> Response:
+    """Count an answer Flask gave (the fast path counts its own) for /metrics."""
+    sent = 0 if request.method == "HEAD" else response.content_length or 0
+    service().metrics.requests.count(route_class(request.path), response.status, sent)
+    return response
+
+
 def error_page(exc: HTTPException) -> Response:
     """A short HTML page pointing to the directory, for every HTTP error."""
     page = ERROR_PAGE.format(code=exc.code, name=escape(exc.name), detail=escape(exc.description or ""))
@@ -117,5 +132,7 @@ def register(app: Flask) -> None:
     app.add_url_rule("/", view_func=document, methods=["GET"])
     app.add_url_rule("/healthz", view_func=healthz, methods=["GET"])
     app.add_url_rule("/<path:name>", view_func=document, methods=["GET"])
+    app.add_url_rule("/metrics", view_func=metrics, methods=["GET"])
     app.register_error_handler(HTTPException, error_page)
+    app.after_request(count_response)
 

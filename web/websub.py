@@ -94,8 +94,10 @@ class Publisher:
     so a slow hub holds up only its own pings."""
 
     def __init__(self, hubs: Iterable[str], *, timeout: float = TIMEOUT, attempts: int = ATTEMPTS,
-                 backoff: float = BACKOFF, send: Send = send_publish) -> None:
+                 backoff: float = BACKOFF, send: Send = send_publish,
+                 report: Callable[[str], None] = lambda outcome: None) -> None:
         self.hubs = tuple(hubs)
+        self.report = report  # told each attempt's outcome: "ok", "retried" or "failed" (for /metrics)
         self.timeout, self.attempts, self.backoff, self._send = timeout, attempts, backoff, send
         self._lanes = {hub: _Lane(hub, self._attempt) for hub in self.hubs}
         self._lock = threading.Lock()  # guards the counts below
@@ -140,6 +142,7 @@ class Publisher:
             if 200 <= code < 300:
                 with self._lock:
                     self.published += 1
+                self.report("ok")
                 log.debug("published topic %s to hub %s", ping.topic, ping.hub)
                 return None
             status, retry = f"HTTP {code}", code >= 500 or code in RETRYABLE
@@ -150,6 +153,7 @@ class Publisher:
                         ping.hub, ping.topic, status, ping.attempt, self.attempts, pause, extra=fields)
             with self._lock:
                 self.retried += 1
+            self.report("retried")
             return _Ping(ping.hub, ping.topic, ping.attempt + 1), pause
         log.error("publish to hub %s for topic %s failed (%s) at attempt %d of %d; giving up",
                   ping.hub, ping.topic, status, ping.attempt, self.attempts, extra=fields)
@@ -157,6 +161,7 @@ class Publisher:
             self.failed += 1
             self.last_failure = Failure(ping.hub, ping.topic, status, ping.attempt,
                                         datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        self.report("failed")
         return None
 
 
