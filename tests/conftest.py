@@ -147,14 +147,20 @@ class Server:
                 self.process.wait(timeout=10)
 
     def wait_for_refresh(self, timeout: float = 15.0) -> None:
-        """Return once a refresh has completed after this call began."""
-        began = time.monotonic()
+        """Return once a refresh has completed after this call began: the snapshot
+        age the server reports goes down (it only grows between refreshes)."""
+        def age() -> float:
+            return json.loads(self.get("/healthz")[2])["snapshot_age_seconds"]
+
+        last = [age()]
 
         def refreshed() -> bool:
-            age = json.loads(self.get("/healthz")[2])["snapshot_age_seconds"]
-            return age is not None and age < time.monotonic() - began
+            now = age()
+            went_down = now < last[0]
+            last[0] = now
+            return went_down
 
-        wait_for(refreshed, timeout)
+        wait_for(refreshed, timeout, interval=0.05)
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")
