@@ -86,3 +86,35 @@ def _status(url: str) -> int | None:
         return http_get(url)[0]
     except OSError:
         return None
+
+
+def test_serve_stops_on_sigterm_even_during_its_first_build(tmp_path):
+    """SIGTERM while the first build is still running stops the server and its children."""
+    from bench_corpus import generate_corpus
+
+    seeds = generate_corpus(tmp_path / "seeds", 1500)
+    config = write_config(tmp_path / "c.toml", seeds)
+    process = subprocess.Popen([SEEDFEEDS, "serve", "--config", str(config), "--port", str(free_port())],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    time.sleep(1.5)  # the worker is up and building: 1,500 seeds take a few seconds
+    os.kill(process.pid, signal.SIGTERM)
+    try:
+        assert process.wait(timeout=20) is not None
+        wait_for(lambda: not _group_alive(process.pid), timeout=10)
+    finally:
+        _kill_group(process.pid)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

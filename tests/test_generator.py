@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
+from bench_corpus import load_generator
 from feeds.builder import check_files
 from feeds.records import Record, read_record, scan_folder
 
-GENERATOR = Path(__file__).resolve().parent.parent / "bench" / "generate.py"
 COUNT = 200
 
-
-def _load_generator():
-    # bench/ is a folder of scripts, not a package: load the file itself.
-    spec = importlib.util.spec_from_file_location("bench_generate", GENERATOR)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-bench_generate = _load_generator()
+bench_generate = load_generator()
 
 
 def _contents(folder: Path) -> dict[str, bytes]:

@@ -10,7 +10,9 @@ child sees its pipe close and exits.
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from multiprocessing import get_context
 from multiprocessing.connection import Connection
 from types import MappingProxyType
@@ -90,6 +92,7 @@ def _apply(mirror: Snapshot | None, documents: dict[str, Document], *, removed: 
 
 def _serve_builds(config: Config, conn: Connection) -> None:
     """The child: build on request, answer with what changed; exit when the parent goes."""
+    _exit_with(os.getppid())
     builder = Builder(config)
     sent: Snapshot | None = None
     while True:
@@ -112,6 +115,17 @@ def _serve_builds(config: Config, conn: Connection) -> None:
             continue
         _send_changes(conn, sent, snapshot, builder.last_report)
         sent = snapshot
+
+
+def _exit_with(parent: int) -> None:
+    """End this process as soon as `parent` is gone, even in the middle of a build
+    (a closed pipe is only noticed between builds; a cold build takes seconds)."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.25)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="seedfeeds-builder-parent-watch", daemon=True).start()
 
 
 def _send_changes(conn: Connection, before: Snapshot | None, after: Snapshot, report: BuildReport) -> None:

@@ -76,7 +76,8 @@ def serve(config_file: str | None, host: str, port: int, threads: int, workers: 
     click.echo(f"seedfeeds: serving on http://{host}:{port}/", err=True)
     Granian("web.serving:wsgi_app", factory=True, interface="wsgi", address=host, port=port,
             workers=workers, blocking_threads=threads, websockets=False, log_level="warning",
-            respawn_failed_workers=True).serve()  # a crashed worker is replaced, not the end of the service
+            respawn_failed_workers=True,  # a crashed worker is replaced, not the end of the service
+            workers_kill_timeout=15).serve()  # and one that will not stop is killed, not waited for forever
 
 
 @main.command()

@@ -20,8 +20,16 @@ def wsgi_app():
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     _exit_with_parent()
-    return create_app(start_scheduler=True, builder_process=True,
-                      access_log=os.environ.get(ACCESS_LOG_ENV) == "1")
+    # Granian's SIGTERM handler only tells its server loop to stop, and that loop
+    # does not run until this factory returns: a stop asked for during the first
+    # build would be lost. Until the app is ready, SIGTERM simply ends the worker
+    # (its builder child sees its pipe close and exits too).
+    graceful = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        return create_app(start_scheduler=True, builder_process=True,
+                          access_log=os.environ.get(ACCESS_LOG_ENV) == "1")
+    finally:
+        signal.signal(signal.SIGTERM, graceful)
 
 
 def _exit_with_parent(interval: float = 0.25) -> None:
