@@ -26,8 +26,8 @@ from feeds.urls import Urls
 from .delta import History
 from .fastpath import Prepares
 from .reload import ConfigWatch, removed_feeds
-from .websub import Publisher, changed_feeds
 from .metrics import Metrics
+from .websub import Publisher, changed_feeds
 
 log = logging.getLogger("seedfeeds")
 LIMITED_CACHE = 256
@@ -112,6 +112,8 @@ class Service:
             with self._scheduler_lock:
                 if self._scheduler is not None:
                     self._scheduler.reschedule_job("refresh", trigger="interval", seconds=fresh.refresh_seconds)
+        if fresh.hubs != self.config.hubs:
+            self.publisher = Publisher(fresh.hubs, report=self.metrics.count_hub_ping) if fresh.hubs else None
         self.config = fresh
         self._built = None  # date and prepare the next snapshot afresh
 
@@ -132,6 +134,7 @@ class Service:
         """Serve `snapshot`, made elsewhere (fetched from a shared store), from now on."""
         with self._refreshing:  # never interleaved with a local refresh's swap
             self.prepares.update(snapshot)  # before the swap, as in refresh()
+            self.history.record(snapshot)
             self.snapshot = snapshot
 
     def limited(self, snapshot: Snapshot, key: str, fmt: str, limit: int) -> Document:
