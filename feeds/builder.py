@@ -204,7 +204,7 @@ class Builder:
         todo = {feed.key for feed in feeds
                 if paths[feed.key] not in before or before[paths[feed.key]][0] != feed}
         fragments = Fragments(self.urls.feed_stem("topics/"),
-                              Counter(e for feed in feeds if feed.key in todo for e in feed.entries))
+                              Counter(id(e) for feed in feeds if feed.key in todo for e in feed.entries))
         for feed in feeds:
             path = paths[feed.key]
             if feed.key in todo:

@@ -93,6 +93,9 @@ def _apply(mirror: Snapshot | None, documents: dict[str, Document], *, removed: 
 def _serve_builds(config: Config, conn: Connection) -> None:
     """The child: build on request, answer with what changed; exit when the parent goes."""
     _exit_with(os.getppid())
+    # Serving comes first: on a busy machine a rebuild takes longer rather than
+    # taking CPU from the process answering requests.
+    os.nice(10)
     builder = Builder(config)
     sent: Snapshot | None = None
     while True:
