@@ -6,7 +6,9 @@ Every seed read with `frontmatter.load()` (its default YAML loader), every text
 value cleaned by its own `bleach.clean()` call, bodies rendered with
 `markdown.markdown()`; then for each feed (all, one per topic, one per provider;
 newest 50 entries) a fresh feedgen FeedGenerator per format and a JSON Feed from
-`json.dumps`, written under OUT_DIR/feeds/. Unpublished seeds are skipped.
+`json.dumps`, written under OUT_DIR/feeds/, and the same for each RFC 5005
+archive page of older entries (as seedfeeds writes them). Unpublished seeds
+are skipped.
 
 The documents carry what seedfeeds' do (author, categories, summary, content with
 lead image and related coverage, media thumbnail, dc:creator in RSS), so the two
@@ -67,6 +69,12 @@ def main(argv: list[str]) -> int:
     written = 0
     for key, (title, members) in feeds.items():
         written += write_feed(out_dir / "feeds", key, title, members[:ENTRIES_PER_FEED])
+        # The same archive pages as seedfeeds (RFC 5005): older entries in pages of
+        # ENTRIES_PER_FEED, numbered from the oldest, each page a document of its own.
+        older = members[ENTRIES_PER_FEED:][::-1]
+        for number, start in enumerate(range(0, len(older), ENTRIES_PER_FEED), start=1):
+            page = older[start:start + ENTRIES_PER_FEED][::-1]
+            written += write_feed(out_dir / "feeds", f"{key}/archive/{number}", title, page)
     print(f"wrote {written} files to {out_dir} ({len(entries)} entries, {len(feeds)} feeds, "
           f"{skipped} unreadable seed files) in {time.perf_counter() - started:.2f}s")
     return 0
