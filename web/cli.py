@@ -125,7 +125,10 @@ def _build_site(config: Config, writer: SiteWriter) -> Snapshot:
         finally:
             os._exit(status)
     os.close(sender)
-    _write_formats(builder, summary, own_formats, writer, shown=not child_formats)
+    # This process holds the read pool's leftovers and the snapshot: it renders its
+    # formats without holding shared fragments (slower, and about as long as the
+    # child's share; its memory stays flat instead of growing ~12 MiB).
+    _write_formats(builder, summary, own_formats, writer, shown=not child_formats, share=not child_formats)
     for path, doc in summary.pages.items():
         writer.write(path, doc)
     if child_formats:
@@ -150,12 +153,12 @@ def _read_shown(pool: ProcessPoolExecutor, read: Callable, seeds: Iterable) -> I
 
 
 def _write_formats(builder: Builder, summary: Snapshot, formats: tuple[str, ...], writer: SiteWriter,
-                   shown: bool) -> None:
+                   shown: bool, share: bool = True) -> None:
     """Render and write every feed of `summary` in `formats`, with a bar if `shown`."""
     length = len(summary.feeds) * len(formats)
     with progress.bar("Rendering feeds", length) if shown else nullcontext(progress.QUIET) as advance:
         for fmt in formats:
-            for path, doc in builder.documents(summary, fmt):
+            for path, doc in builder.documents(summary, fmt, share):
                 writer.write(path, doc)
                 advance.update(1)
 
