@@ -1,0 +1,109 @@
+"""`seedfeeds serve` builds in a child process and receives only what changed:
+what it serves must be exactly what an in-process build makes, and the child
+must never take CPU from the process answering requests."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from bench_corpus import generate_corpus
+from conftest import write_config
+from feeds import Builder, load_config
+from web import builder_process
+from web.builder_process import BuilderProcess
+
+
+def builders(tmp_path: Path, seeds: Path) -> tuple[Builder, BuilderProcess]:
+    """An in-process builder and a child-process one over the same seeds, each with its own state."""
+    made = []
+    for name in ("local", "child"):
+        config = load_config(write_config(tmp_path / f"{name}.toml", seeds,
+                                          extra=f'[state]\npath = "{tmp_path / (name + "-state")}"\n'))
+        made.append(Builder(config) if name == "local" else BuilderProcess(config))
+    return made[0], made[1]
+
+
+def assert_same(local, child) -> None:
+    assert list(child.documents) == list(local.documents)
+    for path, doc in local.documents.items():
+        theirs = child.documents[path]
+        assert (theirs.body, theirs.gzip_body, theirs.etag, theirs.media_type) == \
+            (doc.body, doc.gzip_body, doc.etag, doc.media_type), path
+    assert dict(child.feeds) == dict(local.feeds)
+    assert list(child.pages) == list(local.pages)
+    assert (child.entry_count, child.file_count, child.diagnostics) == \
+        (local.entry_count, local.file_count, local.diagnostics)
+
+
+def retitle(path: Path, words: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    path.write_text(re.sub(r'^title: "', f'title: "{words} ', text, count=1, flags=re.MULTILINE), encoding="utf-8")
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    # Enough entries for archive pages, and entries shared by many feeds.
+    return generate_corpus(tmp_path / "seeds", 300)
+
+
+def test_the_child_serves_what_an_in_process_build_makes_through_edits(tmp_path, corpus):
+    local, child = builders(tmp_path, corpus)
+    try:
+        assert_same(local.build(), first := child.build())
+
+        files = sorted(corpus.rglob("*.txt"))
+        retitle(files[0], "Edited")
+        files[1].unlink()
+        (files[2].parent / "added-copy.txt").write_bytes(files[3].read_bytes().replace(b"https://", b"https://copy."))
+        second = child.build()
+        assert_same(local.build(), second)
+        assert any(b"Edited " in doc.body for doc in second.documents.values())
+        # Documents the change did not touch are the very objects served before.
+        kept = [path for path, doc in second.documents.items() if first.documents.get(path) is doc]
+        assert kept and len(kept) < len(second.documents)
+
+        assert child.build() is second  # nothing changed: the same snapshot object
+    finally:
+        child.close()
+
+
+def test_a_full_rebuild_reaches_the_serving_process_in_small_messages(tmp_path, corpus, monkeypatch):
+    """Unpickling holds the serving process's GIL: no message may carry the whole snapshot."""
+    local, child = builders(tmp_path, corpus)
+    sizes: list[tuple[str, int]] = []
+    real_loads = builder_process.Connection.recv
+
+    def recv(conn):
+        message = real_loads(conn)
+        sizes.append((message[0] if isinstance(message, tuple) else message,
+                      len(message[1]) if isinstance(message, tuple) and hasattr(message[1], "__len__") else 0))
+        return message
+
+    monkeypatch.setattr(builder_process.Connection, "recv", recv)
+    try:
+        for path in corpus.rglob("*.txt"):
+            retitle(path, "Revised")
+        assert_same(local.build(), child.build())
+    finally:
+        child.close()
+    kinds = {kind for kind, _ in sizes}
+    assert {"documents", "entries", "feeds", "done"} <= kinds
+    assert max(n for kind, n in sizes if kind == "entries") <= builder_process.CHUNK_ENTRIES
+    assert max(n for kind, n in sizes if kind == "feeds") <= builder_process.CHUNK_FEEDS
+    assert sum(1 for kind, _ in sizes if kind == "entries") >= 2
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux-only; elsewhere the child runs at nice 19")
+def test_the_builder_child_only_takes_cpu_the_server_leaves(tmp_path, seed_dir):
+    config = load_config(write_config(tmp_path / "c.toml", seed_dir))
+    child = BuilderProcess(config)
+    try:
+        child.build()
+        assert os.sched_getscheduler(child.pid) == os.SCHED_IDLE
+        assert os.sched_getscheduler(os.getpid()) != os.SCHED_IDLE
+    finally:
+        child.close()
