@@ -23,14 +23,13 @@ from procs import HOST, cmdline, children, free_port, request, start, stop, wait
 NGINX = "/usr/sbin/nginx"
 WRK = "wrk"
 STARTUP_DEADLINE = 600.0  # seconds: `seedfeeds serve` builds the whole corpus before it answers
-# A refresh's log line, in either format serve has used: (time, seconds, files scanned, files changed).
-REFRESH_LINES = (
-    re.compile(r"^(?P<time>\S+ \S+) INFO seedfeeds: refresh outcome=\S+ duration_seconds=(?P<seconds>[\d.]+) "
-               r"files_scanned=(?P<files>\d+) files_changed=(?P<changed>\d+)"),
-    re.compile(r"^(?P<time>\S+ \S+) INFO seedfeeds: refresh: (?P<files>\d+) files, .* in (?P<seconds>[\d.]+)s$"),
-)
+# A refresh's log line: (time, seconds, files scanned, files changed).
+REFRESH_LINE = re.compile(r"^(?P<time>\S+ \S+) INFO seedfeeds: refresh outcome=\S+ duration_seconds=(?P<seconds>[\d.]+) "
+                          r"files_scanned=(?P<files>\d+) files_changed=(?P<changed>\d+)")
+README = Path(__file__).resolve().parent.parent / "README.md"
 
-# The README's sample site, with the address, the root and the temp paths filled in.
+# The README's sample site (its ```nginx block), with the address and the root filled
+# in, inside an http block that keeps every path in the temp prefix.
 NGINX_CONF = """\
 user root;
 worker_processes auto;
@@ -44,37 +43,25 @@ http {{
     fastcgi_temp_path {prefix}/fastcgi;
     uwsgi_temp_path {prefix}/uwsgi;
     scgi_temp_path {prefix}/scgi;
-    server {{
-        listen {host}:{port};
-        root {root};
-        index index.html;
-        charset utf-8;
-        charset_types application/atom+xml application/rss+xml application/feed+json;
-        types {{
-            text/html html;
-            application/atom+xml atom;
-            application/rss+xml rss;
-            application/feed+json json;
-        }}
-        gzip_static on;
-        gzip_vary on;
-        etag on;
-        if_modified_since before;
-        add_header Cache-Control "public, max-age=60";
-        add_header Access-Control-Allow-Origin "*";
-    }}
+{site}
 }}
 """
 
 
+def readme_site(root: Path, port: int) -> str:
+    """The README's sample nginx server block, serving `root` on 127.0.0.1:`port`."""
+    sample = re.search(r"```nginx\n(.*?)```", README.read_text(encoding="utf-8"), re.S).group(1)
+    return sample.replace("/srv/seedfeeds/site", str(root)).replace("listen 8080", f"listen {HOST}:{port}")
+
+
 @dataclass(frozen=True)
 class Refresh:
-    """One `refresh:` line of the server log: when it ended (epoch seconds) and how long it took."""
+    """One refresh line of the server log: when it ended (epoch seconds) and how long it took."""
 
     ended: float
     seconds: float
     files: int
-    changed: int | None  # files read again (the older log format does not say)
+    changed: int  # files read again
 
     @property
     def began(self) -> float:
@@ -126,14 +113,10 @@ class SeedfeedsServer:
         """Every refresh the log reports so far."""
         found = []
         for line in self.log.read_text(errors="replace").splitlines():
-            match = next(filter(None, (pattern.match(line) for pattern in REFRESH_LINES)), None)
+            match = REFRESH_LINE.match(line)
             if match:
                 ended = datetime.strptime(match["time"], "%Y-%m-%d %H:%M:%S,%f").timestamp()
-                changed = match.groupdict().get("changed")
-                found.append(Refresh(ended, float(match["seconds"]), int(match["files"]),
-                                     int(changed) if changed is not None else None))
-        if not found and "refresh" in self.log.read_text(errors="replace"):
-            raise RuntimeError(f"no refresh line of {self.log} matches a known format: update REFRESH_LINES")
+                found.append(Refresh(ended, float(match["seconds"]), int(match["files"]), int(match["changed"])))
         return found
 
     def log_problems(self) -> list[str]:
@@ -156,7 +139,7 @@ class Nginx:
         port = free_port()
         prefix.mkdir(parents=True, exist_ok=True)
         conf = prefix / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(prefix=prefix, host=HOST, port=port, root=root), encoding="utf-8")
+        conf.write_text(NGINX_CONF.format(prefix=prefix, site=readme_site(root, port)), encoding="utf-8")
         process = start([NGINX, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"], prefix / "stdout.log")
         try:
             wait_for(port, "/index.html", process, 30)

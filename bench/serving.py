@@ -157,9 +157,9 @@ def serve_while_building(table: Table, server: SeedfeedsServer, seeds: Path, wor
     began, ended = state["load_began"], time.time()
     done = rebuild() if "swap_began" in state else None
     inside = (done is not None and "served" in state and began <= done.began and done.ended <= ended
-              and done.changed in (None, done.files))  # every file re-read, when the log says
-    span = (f"+{done.began - began:.1f} s to +{done.ended - began:.1f} s ({done.files} files"
-            f"{'' if done.changed is None else f', {done.changed} changed'}); "
+              and done.changed == done.files)  # every file re-read
+    span = (f"+{done.began - began:.1f} s to +{done.ended - began:.1f} s ({done.files} files, "
+            f"{done.changed} changed); "
             f"served at +{state['served'] - began:.1f} s" if done and "served" in state else "none seen")
     table.add("5", "full rebuild (every seed retitled) inside the load window (server log)",
               f"swap at +{state.get('swap_began', began) - began:.1f} s; rebuild {span}; load {ended - began:.0f} s",
