@@ -46,7 +46,6 @@ class BuilderProcess:
         self._process.start()
         child_end.close()
         self._mirror: Snapshot | None = None
-        self._entries: dict[str, Entry] = {}  # by id: every entry of the mirror's feeds
         self._lock = threading.Lock()
         self.last_report: BuildReport | None = None  # the child's, for the refresh log
 
@@ -60,6 +59,7 @@ class BuilderProcess:
             self._conn.send("build")
             documents: dict[str, Document] = {}
             feeds: dict[str, Feed] = {}
+            entries: dict[str, Entry] | None = None  # by id: the mirror's, then the new ones
             while True:
                 kind, payload = self._conn.recv()
                 if kind == "same":
@@ -69,14 +69,16 @@ class BuilderProcess:
                     raise RuntimeError(payload)
                 if kind == "documents":
                     documents.update(payload)
-                elif kind == "entries":
-                    self._entries.update((entry.id, entry) for entry in payload)
-                elif kind == "feeds":
-                    feeds.update((key, _with_entries(feed, self._entries)) for key, feed in payload.items())
+                elif kind in ("entries", "feeds"):
+                    if entries is None:
+                        entries = _entries_of(self._mirror.feeds.values()) if self._mirror else {}
+                    if kind == "entries":
+                        entries.update((entry.id, entry) for entry in payload)
+                    else:
+                        feeds.update((key, _with_entries(feed, entries)) for key, feed in payload.items())
                 elif kind == "done":
                     self.last_report = payload.pop("report")
                     self._mirror = _apply(self._mirror, documents, feeds=feeds, **payload)
-                    self._entries = _entries_of(self._mirror.feeds.values())
                     return self._mirror
 
     def reconfigure(self, config: Config) -> None:
