@@ -15,8 +15,8 @@ from typing import Callable
 
 from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseExtension
-from feedgen.ext.dc import DcEntryExtension
-from feedgen.ext.media import MediaEntryExtension
+from feedgen.ext.dc import DcEntryExtension, DcExtension
+from feedgen.ext.media import MediaEntryExtension, MediaExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
@@ -115,8 +115,9 @@ class _History(BaseExtension):
 def _generator(feed: Feed, fmt: str) -> FeedGenerator:
     """The feed's head: everything but the entries."""
     fg = FeedGenerator()
-    fg.load_extension("media")
-    fg.load_extension("dc", atom=False, rss=True)
+    # What load_extension("media") and ("dc", atom=False) register, without its failing import per call.
+    fg.register_extension("media", MediaExtension, MediaEntryExtension)
+    fg.register_extension("dc", DcExtension, DcEntryExtension, atom=False, rss=True)
     fg.id(feed.url("atom"))
     fg.title(feed.title)
     fg.subtitle(feed.subtitle or feed.title)
