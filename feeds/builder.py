@@ -137,13 +137,12 @@ class Builder:
         files, scan_notes = scan_folder(self.config.seeds_path, self.config.globs)
         return self._summarize(files, scan_notes)
 
-    def documents(self, summary: Snapshot, fmt: str, share: bool = True) -> Iterator[tuple[str, Document]]:
+    def documents(self, summary: Snapshot, fmt: str) -> Iterator[tuple[str, Document]]:
         """Each feed of `summary`, with its archive pages, rendered in one format (or
-        "html": each feed's preview page), as (path, document). With `share`, an
-        entry in several documents is serialized once and held until its last use;
-        without, it is serialized for each (more time, less memory)."""
+        "html": each feed's preview page), as (path, document). An entry in several
+        documents is serialized once and held until its last use."""
         feeds = tuple(summary.feeds.values())
-        documents = self._render_format(feeds if fmt == "html" else with_archives(feeds), fmt, {}, share)
+        documents = self._render_format(feeds if fmt == "html" else with_archives(feeds), fmt, {})
         for path, _, doc in documents:
             yield path, doc
 
@@ -198,16 +197,16 @@ class Builder:
         self._rendered = rendered
         return {path: doc for path, (_, doc) in rendered.items()}
 
-    def _render_format(self, feeds: tuple[Feed, ...], fmt: str, before: dict[str, tuple[Feed, Document]],
-                       share: bool = True) -> Iterator[tuple[str, Feed, Document]]:
+    def _render_format(self, feeds: tuple[Feed, ...], fmt: str,
+                       before: dict[str, tuple[Feed, Document]]) -> Iterator[tuple[str, Feed, Document]]:
         """(path, feed, document) for each feed in one format, reusing `before` where the
         feed is unchanged. An entry in several of the documents to render is
-        serialized once, and its fragment freed after its last use (unless not `share`)."""
+        serialized once, and its fragment freed after its last use."""
         paths = {feed.key: feed_paths(feed)[fmt] for feed in feeds}
         todo = {feed.key for feed in feeds
                 if paths[feed.key] not in before or before[paths[feed.key]][0] != feed}
         fragments = Fragments(self.urls.feed_stem("topics/"),
-                              Counter(id(e) for feed in feeds if feed.key in todo for e in feed.entries)) if share else None
+                              Counter(id(e) for feed in feeds if feed.key in todo for e in feed.entries))
         for feed in feeds:
             path = paths[feed.key]
             if feed.key in todo:

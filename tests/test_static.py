@@ -185,3 +185,30 @@ def test_nginx_sample_config_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     sample = re.search(r"```nginx\n(.*?)```", readme, re.S).group(1)
     assert "if_modified_since before;" in sample and "gzip_static on;" in sample
+
+
+def test_a_failing_render_child_fails_the_build_and_leaves_no_process(config_file, tmp_path, monkeypatch, capfd):
+    """The formats are rendered in forked children: if one fails, the build fails with
+    its traceback shown, every child is reaped, and OUT keeps the previous version."""
+    from feeds.static import SiteWriter
+    from web import cli
+
+    out = tmp_path / "site"
+    build(config_file, out)
+    before = files(out)
+    write = SiteWriter.write
+
+    def failing(self, path, doc):
+        if path.endswith(".atom"):
+            raise OSError(f"disk full while writing {path}")
+        write(self, path, doc)
+
+    monkeypatch.setattr(SiteWriter, "write", failing)
+    writer = SiteWriter(out)
+    with pytest.raises(RuntimeError, match="rendering child"):
+        cli._build_site(load_config(config_file), writer)
+    writer.abort()
+    assert "disk full while writing /feeds/all.atom" in capfd.readouterr().err
+    with pytest.raises(ChildProcessError):  # no child left, not even a zombie
+        os.waitpid(-1, os.WNOHANG)
+    assert files(out) == before

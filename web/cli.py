@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from dataclasses import asdict
@@ -103,44 +104,57 @@ def build(config_file: str | None, out: str) -> None:
 
 def _build_site(config: Config, writer: SiteWriter) -> Snapshot:
     """A cold build written through `writer`, on every core: seeds are read in a
-    process pool, then one forked child renders some formats while this process
-    renders the others (the child shares the entries copy-on-write, no pickling).
-    fork is safe here: this process has started no threads. On a terminal, a bar
-    shows the reading, and one the rendering of the larger share."""
+    process pool, then forked children render the formats, one share each (they
+    see the entries copy-on-write, no pickling), while this process only waits.
+    Rendering in children rather than here keeps the largest process small: this
+    one still holds what the reading left behind. fork is safe: this process has
+    started no threads. On a terminal, a bar shows the reading, and one the
+    rendering of the first share."""
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=get_context("fork")) as pool:
         builder = Builder(config, read_map=partial(_read_shown, pool))
         summary = builder.summarize()
-    child_formats, own_formats = ("atom", "json"), ("rss", "html")
     if (os.cpu_count() or 1) < 2:
-        child_formats, own_formats = (), (*FORMATS, "html")
+        _write_share(builder, summary, (*FORMATS, "html"), writer, shown=True)
+        return summary
+    # Measured at 10k seeds: atom 1.1 s, json 0.8 s, rss 1.2 s, html 0.2 s.
+    shares = [_render_child(builder, summary, ("atom", "json"), writer, shown=True),
+              _render_child(builder, summary, ("rss", "html"), writer, shown=False)]
+    failed = False
+    for pid, reader in shares:  # every child is waited for, even after one failed
+        with os.fdopen(reader, "rb") as report:
+            counts = report.read(100).decode()
+        _, status = os.waitpid(pid, 0)
+        if status != 0 or not counts:
+            failed = True
+            continue
+        written, kept = map(int, counts.split())
+        writer.written += written
+        writer.kept += kept
+    if failed:
+        raise RuntimeError("a rendering child process failed")
+    return summary
+
+
+def _render_child(builder: Builder, summary: Snapshot, formats: tuple[str, ...], writer: SiteWriter,
+                  shown: bool) -> tuple[int, int]:
+    """Fork a child that writes `formats` (and, with "html", the pages) and reports
+    its counts on a pipe; (its pid, the pipe's reading end)."""
     reader, sender = os.pipe()
-    pid = os.fork() if child_formats else 0
-    if child_formats and pid == 0:  # the child: render, write, report the counts, exit
+    pid = os.fork()
+    if pid == 0:
         os.close(reader)
         status = 1
         try:
-            _write_formats(builder, summary, child_formats, writer, shown=True)
+            writer.written = writer.kept = 0
+            _write_share(builder, summary, formats, writer, shown)
             os.write(sender, f"{writer.written} {writer.kept}".encode())
             status = 0
+        except BaseException:
+            traceback.print_exc()  # why, for the operator: the parent only sees the status
         finally:
             os._exit(status)
     os.close(sender)
-    # This process holds the read pool's leftovers and the snapshot: it renders its
-    # formats without holding shared fragments (slower, and about as long as the
-    # child's share; its memory stays flat instead of growing ~12 MiB).
-    _write_formats(builder, summary, own_formats, writer, shown=not child_formats, share=not child_formats)
-    for path, doc in summary.pages.items():
-        writer.write(path, doc)
-    if child_formats:
-        report = os.read(reader, 100).decode()
-        _, status = os.waitpid(pid, 0)
-        if status != 0 or not report:
-            raise RuntimeError("the rendering child process failed")
-        written, kept = map(int, report.split())
-        writer.written += written
-        writer.kept += kept
-    os.close(reader)
-    return summary
+    return pid, reader
 
 
 def _read_shown(pool: ProcessPoolExecutor, read: Callable, seeds: Iterable) -> Iterator:
@@ -152,15 +166,19 @@ def _read_shown(pool: ProcessPoolExecutor, read: Callable, seeds: Iterable) -> I
             yield result
 
 
-def _write_formats(builder: Builder, summary: Snapshot, formats: tuple[str, ...], writer: SiteWriter,
-                   shown: bool, share: bool = True) -> None:
-    """Render and write every feed of `summary` in `formats`, with a bar if `shown`."""
+def _write_share(builder: Builder, summary: Snapshot, formats: tuple[str, ...], writer: SiteWriter,
+                 shown: bool) -> None:
+    """Render and write every feed of `summary` in `formats` (with "html", the
+    pages that are not feeds too), with a bar if `shown`."""
     length = len(summary.feeds) * len(formats)
     with progress.bar("Rendering feeds", length) if shown else nullcontext(progress.QUIET) as advance:
         for fmt in formats:
-            for path, doc in builder.documents(summary, fmt, share):
+            for path, doc in builder.documents(summary, fmt):
                 writer.write(path, doc)
                 advance.update(1)
+    if "html" in formats:
+        for path, doc in summary.pages.items():
+            writer.write(path, doc)
 
 
 @main.command()
