@@ -14,11 +14,11 @@ import sqlite3
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Collection, Iterable, Iterator
 
 from collections import Counter
 
-from .catalog import EPOCH, Feed, archive_pages, build_catalog, left_out_reason
+from .catalog import EPOCH, KINDS, Feed, archive_pages, build_catalog, left_out_reason
 from .config import ICON_TYPES, Config, Limits
 from .entries import Entry, merge_duplicates, share_values, to_entry
 from .fields import Diagnostic
@@ -137,11 +137,12 @@ class Builder:
         files, scan_notes = scan_folder(self.config.seeds_path, self.config.globs)
         return self._summarize(files, scan_notes)
 
-    def documents(self, summary: Snapshot, fmt: str) -> Iterator[tuple[str, Document]]:
-        """Each feed of `summary`, with its archive pages, rendered in one format (or
-        "html": each feed's preview page), as (path, document). An entry in several
-        documents is serialized once and held until its last use."""
-        feeds = tuple(summary.feeds.values())
+    def documents(self, summary: Snapshot, fmt: str,
+                  kinds: Collection[str] = KINDS) -> Iterator[tuple[str, Document]]:
+        """Each feed of `summary` of one of `kinds`, with its archive pages, rendered
+        in one format (or "html": each feed's preview page), as (path, document). An
+        entry in several documents is serialized once and held until its last use."""
+        feeds = tuple(feed for feed in summary.feeds.values() if feed.kind in kinds)
         documents = self._render_format(feeds if fmt == "html" else with_archives(feeds), fmt, {})
         for path, _, doc in documents:
             yield path, doc
