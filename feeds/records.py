@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from .config import Limits
 from .fields import Diagnostic, Fields, Unusable
@@ -22,9 +22,10 @@ from .front_matter import FrontMatterError, SeedHandler, has_front_matter, nesti
 from .urls import http_url, provider_domain
 
 
-@dataclass(frozen=True, slots=True)
-class SeedFile:
-    """A file found in the seed folder; its stat tells whether it changed."""
+class SeedFile(NamedTuple):
+    """A file found in the seed folder; its stat tells whether it changed.
+    (A named tuple: every refresh makes one per file, and a tuple is made in a
+    third of the time of a frozen dataclass.)"""
 
     rel: str
     path: str | os.PathLike
