@@ -179,7 +179,8 @@ def _read_shown(pool: ProcessPoolExecutor, read: Callable, seeds: Iterable) -> I
 def _write_share(builder: Builder, summary: Snapshot, share: Share, writer: SiteWriter, shown: bool) -> None:
     """Render and write the documents of a share, each (format, feed kinds); with
     "html", the pages that are not feeds too. A bar if `shown`."""
-    length = sum(1 for _, kinds in share for feed in summary.feeds.values() if feed.kind in kinds)
+    length = sum(1 + (feed.pages if fmt != "html" else 0)  # a feed's archive pages are documents too
+                 for fmt, kinds in share for feed in summary.feeds.values() if feed.kind in kinds)
     with progress.bar("Rendering feeds", length) if shown else nullcontext(progress.QUIET) as advance:
         for fmt, kinds in share:
             for path, doc in builder.documents(summary, fmt, kinds):
