@@ -30,6 +30,8 @@ from feeds.catalog import Feed
 from feeds.entries import Entry
 from feeds.snapshot import Document, Snapshot
 
+from .heap import return_free_memory
+
 CHUNK_BYTES = 1 << 20  # documents per message: about a MiB, so unpickling never holds the GIL long
 CHUNK_ENTRIES = 250  # entries per message (a few milliseconds to unpickle)
 CHUNK_FEEDS = 100  # feeds per message, entries by id
@@ -150,6 +152,7 @@ def _serve_builds(config: Config, conn: Connection) -> None:
             continue
         _send_changes(conn, sent, snapshot, builder.last_report)
         sent = snapshot
+        return_free_memory()  # what the previous snapshot held
 
 
 def _yield_to_serving() -> None:

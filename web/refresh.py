@@ -7,7 +7,6 @@ never sees half a refresh; a failed refresh keeps the last good snapshot.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import threading
@@ -25,6 +24,7 @@ from feeds.snapshot import Document, Snapshot, carry_last_modified, limit_feed, 
 from feeds.urls import Urls
 
 from .delta import History
+from .heap import out_of_collector_sight, return_free_memory
 from .fastpath import Prepares
 from .reload import ConfigWatch, removed_feeds
 from .metrics import Metrics
@@ -32,16 +32,6 @@ from .websub import Publisher, changed_feeds
 
 log = logging.getLogger("seedfeeds")
 LIMITED_CACHE = 256
-
-
-def out_of_collector_sight() -> None:
-    """Move every object alive now out of the cyclic collector's sight (`gc.freeze`).
-
-    A snapshot lives until the next change, and with 10,000 entries a full
-    collection over it holds the GIL for ~100 ms: every request waits. Snapshots
-    hold no reference cycles, so refcounting still frees each one when it is
-    replaced; the collector keeps watching only what is allocated after."""
-    gc.freeze()
 
 
 class Service:
@@ -85,6 +75,8 @@ class Service:
             now = time.time()
             changed = fresh is not self._built  # the builder hands back the same object when nothing changed
             documents = self._swap(fresh, now) if changed else (0, 0)
+            if changed:
+                return_free_memory()  # the previous snapshot is gone now that _swap returned
             self.built_at = now
             self.last_error = None
             seconds = time.perf_counter() - started
@@ -150,6 +142,7 @@ class Service:
             self.history.record(snapshot)
             self.snapshot = snapshot
             out_of_collector_sight()
+            return_free_memory()
 
     def limited(self, snapshot: Snapshot, key: str, fmt: str, limit: int) -> Document:
         """The feed with only its newest `limit` entries, rendered once per snapshot."""
