@@ -37,18 +37,23 @@ class SiteWriter:
         self.folder = Path(tempfile.mkdtemp(prefix="v", dir=self.versions))
         self.written = 0  # files whose bytes changed
         self.kept = 0  # files hard-linked unchanged from the previous version
+        self._made = {str(self.folder)}  # folders known to exist
 
     def write(self, path: str, doc: Document) -> None:
         """Write one document (and its .gz sibling) under its URL path."""
         rel = "index.html" if path == "/" else path.lstrip("/")
-        target = (self.folder / rel).resolve()
-        if not target.is_relative_to(self.folder):
+        # Lexical: the version folder is new and holds only what this writer made, no symlinks.
+        target = os.path.normpath(os.path.join(self.folder, rel))
+        if not target.startswith(f"{self.folder}{os.sep}"):
             raise ValueError(f"refusing to write outside the output folder: {path!r}")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        parent = os.path.dirname(target)
+        if parent not in self._made:
+            os.makedirs(parent, exist_ok=True)
+            self._made.add(parent)
         self._put(rel, target, doc.body)
-        self._put(rel + ".gz", target.with_name(target.name + ".gz"), doc.gzip_body)
+        self._put(rel + ".gz", target + ".gz", doc.gzip_body)
 
-    def _put(self, rel: str, target: Path, data: bytes) -> None:
+    def _put(self, rel: str, target: str, data: bytes) -> None:
         old = self.previous / rel if self.previous else None
         try:
             if old is not None and old.stat().st_size == len(data) and old.read_bytes() == data:
@@ -57,7 +62,8 @@ class SiteWriter:
                 return
         except OSError:
             pass  # no previous file (or it vanished): write it
-        target.write_bytes(data)
+        with open(target, "wb") as file:
+            file.write(data)
         self.written += 1
 
     def commit(self) -> None:

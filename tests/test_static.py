@@ -212,3 +212,17 @@ def test_a_failing_render_child_fails_the_build_and_leaves_no_process(config_fil
     with pytest.raises(ChildProcessError):  # no child left, not even a zombie
         os.waitpid(-1, os.WNOHANG)
     assert files(out) == before
+
+
+@pytest.mark.parametrize("path", ["/../escaped.atom", "/feeds/../../escaped.atom", "/feeds/a/../../../escaped.atom"])
+def test_a_path_leading_out_of_the_folder_is_refused(tmp_path, path):
+    """Document paths are checked to stay inside the version folder being written."""
+    from feeds.snapshot import make_document
+    from feeds.static import SiteWriter
+    from feeds.catalog import EPOCH
+
+    writer = SiteWriter(tmp_path / "site")
+    with pytest.raises(ValueError, match="outside the output folder"):
+        writer.write(path, make_document(b"<feed/>", "application/atom+xml", EPOCH))
+    writer.abort()
+    assert not any(p.name.startswith("escaped") for p in tmp_path.rglob("*"))
