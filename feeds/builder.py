@@ -26,7 +26,7 @@ from .entries import Entry, merge_duplicates, share_values, to_entry
 from .fields import Diagnostic
 from .ledger import Ledger
 from .pages import render_directory
-from .records import SeedFile, read_record, scan_folder
+from .records import SeedFile, listing_order, read_record, scan_folder
 from .opml import MEDIA_TYPE as OPML
 from .opml import opml_path, render_opml
 from .snapshot import (HTML, Document, Fragments, Snapshot, assemble_documents, feed_paths, make_document,
@@ -123,11 +123,12 @@ class Builder:
     def build(self) -> Snapshot:
         """Scan the folder; re-read what changed and re-render what that touched."""
         with _collector_paused():
-            files, scan_notes = scan_folder(self.config.seeds_path, self.config.globs)
+            files, scan_notes = scan_folder(self.config.seeds_path, self.config.globs, ordered=False)
             if self._last is not None and self._last[0] == scan_notes and not self._changed(files):
                 self.last_report = BuildReport(files=len(files), read=0, removed=0)
                 del files  # dropped while the collector is off: they never cost it a pass
                 return self._last[1]
+        files.sort(key=listing_order)
         summary = self._summarize(files, scan_notes)
         documents = assemble_documents(self._render(tuple(summary.feeds.values())), summary.pages)
         snapshot = replace(summary, documents=documents)
@@ -268,7 +269,7 @@ def with_archives(feeds: tuple[Feed, ...]) -> tuple[Feed, ...]:
 
 
 def _stamp(seed: SeedFile) -> tuple[int, int, int, int]:
-    return (seed.size, seed.mtime_ns, seed.ctime_ns, seed.inode)
+    return seed[2:]  # (size, mtime_ns, ctime_ns, inode), sliced in C
 
 
 def _fresh(stamp: tuple[int, int, int, int], result: Read, known: _Read | None) -> _Read:

@@ -247,8 +247,8 @@ def test_file_deleted_between_listing_and_reading(builder, monkeypatch):
 
     real_scan = builder_module.scan_folder
 
-    def scan_then_delete(root, globs):
-        listed = real_scan(root, globs)
+    def scan_then_delete(root, globs, **options):
+        listed = real_scan(root, globs, **options)
         _seed(builder).unlink()
         return listed
 

@@ -253,3 +253,20 @@ def test_seed_folder_is_read_recursively_with_globs(tmp_path):
     assert sorted(e.title for e in snapshot.feeds["all"].entries) == ["one", "two"]
     only_txt = write_config(tmp_path / "d.toml", seeds, seeds_extra='globs = ["*.txt"]')
     assert [e.title for e in build_snapshot(load_config(only_txt)).feeds["all"].entries] == ["two"]
+
+
+def test_seed_files_are_listed_folder_by_folder_files_first(tmp_path):
+    """A scan lists each folder's files by name, then its subfolders' in name order;
+    unordered (a refresh's first look) it finds the same files."""
+    from feeds.records import scan_folder
+
+    names = ["z.txt", "a.txt", "a/x/1.txt", "a/2.txt", "a-b/3.txt", "b/4.txt", "a/y/z/5.txt", "a/y/6.txt",
+             "A.txt", "a/x/0.txt", ".hidden/7.txt"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    ordered, _ = scan_folder(tmp_path, ("*.txt",))
+    assert [f.rel for f in ordered] == ["A.txt", "a.txt", "z.txt", "a/2.txt", "a/x/0.txt", "a/x/1.txt",
+                                        "a/y/6.txt", "a/y/z/5.txt", "a-b/3.txt", "b/4.txt"]
+    unordered, _ = scan_folder(tmp_path, ("*.txt",), ordered=False)
+    assert sorted(unordered) == sorted(ordered)
