@@ -57,6 +57,9 @@ def corpus(count: int, seed: int) -> Path:
 
 def measure(argv: list[str], log: Path) -> Run:
     """Run `argv` to completion; its wall time and its own peak RSS (from wait4)."""
+    # The last run's written files go to disk first: their writeback (kernel threads
+    # on the same two CPUs) would otherwise slow whichever build comes next.
+    os.sync()
     with log.open("wb") as out:
         started = time.perf_counter()
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
