@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             # Alternate which goes first, so neither always meets the warmer cache.
             for name in (list(argvs) if i % 2 == 0 else list(argvs)[::-1]):
                 log = work / f"{name}-{i}.log"
+                shutil.rmtree(work / ".seedfeeds-state", ignore_errors=True)  # cold: no entry-id ledger yet
                 run = measure(argvs[name](i), log)
                 runs[name].append(run)
                 last = log.read_text(errors="replace").strip().splitlines()[-1:]
