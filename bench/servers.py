@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
+from nginx_site import nginx_conf
 from procs import HOST, cmdline, children, free_port, request, start, stop, wait_for
 
 NGINX = "/usr/sbin/nginx"
@@ -26,34 +27,6 @@ STARTUP_DEADLINE = 600.0  # seconds: `seedfeeds serve` builds the whole corpus b
 # A refresh's log line: (time, seconds, files scanned, files changed).
 REFRESH_LINE = re.compile(r"^(?P<time>\S+ \S+) INFO seedfeeds: refresh outcome=\S+ duration_seconds=(?P<seconds>[\d.]+) "
                           r"files_scanned=(?P<files>\d+) files_changed=(?P<changed>\d+)")
-README = Path(__file__).resolve().parent.parent / "README.md"
-
-# The README's sample site (its ```nginx block), with the address and the root filled
-# in, inside an http block that keeps every path in the temp prefix.
-NGINX_CONF = """\
-user root;
-worker_processes auto;
-error_log {prefix}/error.log warn;
-pid {prefix}/nginx.pid;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/client_body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-{site}
-}}
-"""
-
-
-def readme_site(root: Path, port: int) -> str:
-    """The README's sample nginx server block, serving `root` on 127.0.0.1:`port`."""
-    sample = re.search(r"```nginx\n(.*?)```", README.read_text(encoding="utf-8"), re.S).group(1)
-    return sample.replace("/srv/seedfeeds/site", str(root)).replace("listen 8080", f"listen {HOST}:{port}")
-
-
 @dataclass(frozen=True)
 class Refresh:
     """One refresh line of the server log: when it ended (epoch seconds) and how long it took."""
@@ -139,8 +112,8 @@ class Nginx:
         port = free_port()
         prefix.mkdir(parents=True, exist_ok=True)
         conf = prefix / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(prefix=prefix, site=readme_site(root, port)), encoding="utf-8")
-        process = start([NGINX, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"], prefix / "stdout.log")
+        conf.write_text(nginx_conf(root, port, prefix), encoding="utf-8")
+        process = start([NGINX, "-p", str(prefix), "-c", str(conf)], prefix / "stdout.log")
         try:
             wait_for(port, "/index.html", process, 30)
         except BaseException:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench_corpus import generate_corpus
+from bench_scripts import generate_corpus
 from conftest import write_config
 from feeds import Builder, load_config
 from web import builder_process

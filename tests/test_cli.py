@@ -90,7 +90,7 @@ def _status(url: str) -> int | None:
 
 def test_serve_stops_on_sigterm_even_during_its_first_build(tmp_path):
     """SIGTERM while the first build is still running stops the server and its children."""
-    from bench_corpus import generate_corpus
+    from bench_scripts import generate_corpus
 
     seeds = generate_corpus(tmp_path / "seeds", 1500)
     config = write_config(tmp_path / "c.toml", seeds)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench_corpus import load_generator
+from bench_scripts import load_generator
 from feeds.builder import check_files
 from feeds.records import Record, read_record, scan_folder
 

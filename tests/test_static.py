@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import re
 import signal
 import subprocess
 import threading
@@ -15,10 +14,12 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from conftest import ROOT, SEEDFEEDS, free_port, http_get, wait_for
+from bench_scripts import load_bench
+from conftest import SEEDFEEDS, free_port, http_get, wait_for
 from feeds import build_snapshot, load_config
 
 NGINX = "/usr/sbin/nginx"
+NGINX_SITE = load_bench("nginx_site")  # the README's sample, as the benchmark runs it too
 
 
 def build(config: Path, out: Path) -> subprocess.CompletedProcess:
@@ -107,28 +108,6 @@ def test_build_refuses_to_replace_a_real_folder(config_file, tmp_path):
     assert (out / "keep.txt").read_text() == "mine"
 
 
-def nginx_config(readme: str, site: Path, port: int, prefix: Path) -> str:
-    """The README's sample nginx config, pointed at `site` and `port`, runnable unprivileged-ish."""
-    sample = re.search(r"```nginx\n(.*?)```", readme, re.S).group(1)
-    sample = sample.replace("/srv/seedfeeds/site", str(site)).replace("listen 8080", f"listen 127.0.0.1:{port}")
-    return f"""daemon off;
-user root;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-{sample}
-}}
-"""
-
-
 @pytest.fixture
 def nginx(config_file, tmp_path):
     """nginx serving a fresh build with the README's sample config; stopped by PID."""
@@ -138,7 +117,7 @@ def nginx(config_file, tmp_path):
     prefix = tmp_path / "nginx"
     prefix.mkdir()
     conf = prefix / "nginx.conf"
-    conf.write_text(nginx_config((ROOT / "README.md").read_text(), out, port, prefix))
+    conf.write_text(NGINX_SITE.nginx_conf(out, port, prefix, workers="1", connections=64))
     with (prefix / "stderr.log").open("wb") as log:
         process = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(prefix)], stdout=log, stderr=log)
     try:
@@ -182,8 +161,7 @@ def test_feedparser_reads_the_nginx_build_and_revalidates(nginx, fmt):
 
 def test_nginx_sample_config_is_in_the_readme():
     """The README ships the nginx config the tests use, with `if_modified_since before`."""
-    readme = (ROOT / "README.md").read_text()
-    sample = re.search(r"```nginx\n(.*?)```", readme, re.S).group(1)
+    sample = NGINX_SITE.readme_sample()
     assert "if_modified_since before;" in sample and "gzip_static on;" in sample
 
 
