@@ -95,16 +95,21 @@ class Service:
         self._built = fresh
         before = self.snapshot.documents if self.snapshot else {}
         snapshot = carry_last_modified(self.snapshot, fresh, datetime.fromtimestamp(now, timezone.utc))
-        self.prepares.update(snapshot)  # before the swap: the fast path never lags the snapshot
-        self.history.record(snapshot)
-        previous, self.snapshot = self.snapshot, snapshot
+        previous = self._serve(snapshot)
         if self.publisher is not None and previous is not None:  # a first build has nothing to compare with
             self._publish(changed_feeds(previous, snapshot))
         changed = sum(1 for path, doc in snapshot.documents.items()
                       if path not in before or before[path].etag != doc.etag)
         removed = sum(1 for path in before if path not in snapshot.documents)
-        out_of_collector_sight()
         return changed, removed
+
+    def _serve(self, snapshot: Snapshot) -> Snapshot | None:
+        """Answer with `snapshot` from now on; the one it replaces."""
+        self.prepares.update(snapshot)  # before the swap: the fast path never lags the snapshot
+        self.history.record(snapshot)
+        previous, self.snapshot = self.snapshot, snapshot
+        out_of_collector_sight()
+        return previous
 
     def _apply_config(self) -> None:
         fresh = self.watch.changed()
@@ -138,10 +143,7 @@ class Service:
     def install(self, snapshot: Snapshot) -> None:
         """Serve `snapshot`, made elsewhere (fetched from a shared store), from now on."""
         with self._refreshing:  # never interleaved with a local refresh's swap
-            self.prepares.update(snapshot)  # before the swap, as in refresh()
-            self.history.record(snapshot)
-            self.snapshot = snapshot
-            out_of_collector_sight()
+            self._serve(snapshot)
             return_free_memory()
 
     def limited(self, snapshot: Snapshot, key: str, fmt: str, limit: int) -> Document:
