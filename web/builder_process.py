@@ -25,12 +25,12 @@ from types import MappingProxyType
 from typing import Any, Iterable
 
 from feeds import Builder, Config
-from feeds.builder import BuildReport
+from feeds.builder import BuildReport, collector_paused
 from feeds.catalog import Feed
 from feeds.entries import Entry
 from feeds.snapshot import Document, Snapshot
 
-from .heap import return_free_memory
+from .heap import out_of_collector_sight, return_free_memory
 
 CHUNK_BYTES = 1 << 20  # documents per message: about a MiB, so unpickling never holds the GIL long
 CHUNK_ENTRIES = 250  # entries per message (a few milliseconds to unpickle)
@@ -59,29 +59,38 @@ class BuilderProcess:
         """Have the child rescan; the same snapshot object back when nothing changed."""
         with self._lock:
             self._conn.send("build")
-            documents: dict[str, Document] = {}
-            feeds: dict[str, Feed] = {}
-            entries: dict[str, Entry] | None = None  # by id: the mirror's, then the new ones
-            while True:
-                kind, payload = self._conn.recv()
-                if kind == "same":
-                    self.last_report = payload
-                    return self._mirror
-                if kind == "error":
-                    raise RuntimeError(payload)
-                if kind == "documents":
-                    documents.update(payload)
-                elif kind in ("entries", "feeds"):
-                    if entries is None:
-                        entries = _entries_of(self._mirror.feeds.values()) if self._mirror else {}
-                    if kind == "entries":
-                        entries.update((entry.id, entry) for entry in payload)
-                    else:
-                        feeds.update((key, _with_entries(feed, entries)) for key, feed in payload.items())
-                elif kind == "done":
-                    self.last_report = payload.pop("report")
-                    self._mirror = _apply(self._mirror, documents, feeds=feeds, **payload)
-                    return self._mirror
+            kind, payload = self._conn.recv()  # the first answer comes when the build is done
+            if kind == "same":
+                self.last_report = payload
+                return self._mirror
+            if kind == "error":
+                raise RuntimeError(payload)
+            with collector_paused():  # the rest comes at once: tens of thousands of objects
+                return self._take_in(kind, payload)
+
+    def _take_in(self, kind: str, payload: Any) -> Snapshot:
+        """The mirror with a change set applied, from its first message to "done"."""
+        documents: dict[str, Document] = {}
+        feeds: dict[str, Feed] = {}
+        entries: dict[str, Entry] | None = None  # by id: the mirror's, then the new ones
+        while True:
+            if kind == "documents":
+                documents.update(payload)
+            elif kind in ("entries", "feeds"):
+                if entries is None:
+                    entries = _entries_of(self._mirror.feeds.values()) if self._mirror else {}
+                if kind == "entries":
+                    entries.update((entry.id, entry) for entry in payload)
+                else:
+                    feeds.update((key, _with_entries(feed, entries)) for key, feed in payload.items())
+            elif kind == "done":
+                self.last_report = payload.pop("report")
+                self._mirror = _apply(self._mirror, documents, feeds=feeds, **payload)
+                out_of_collector_sight()  # or the collector, back on, goes over all of it before the swap
+                return self._mirror
+            elif kind == "error":
+                raise RuntimeError(payload)
+            kind, payload = self._conn.recv()
 
     def reconfigure(self, config: Config) -> None:
         """Hand the child a new config (applied before its next build)."""

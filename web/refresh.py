@@ -19,7 +19,7 @@ from typing import Callable
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from feeds import Builder, Config
-from feeds.builder import BuildReport
+from feeds.builder import BuildReport, collector_paused
 from feeds.snapshot import Document, Snapshot, carry_last_modified, limit_feed, render_feed
 from feeds.urls import Urls
 
@@ -74,9 +74,12 @@ class Service:
                 return False
             now = time.time()
             changed = fresh is not self._built  # the builder hands back the same object when nothing changed
-            documents = self._swap(fresh, now) if changed else (0, 0)
             if changed:
+                with collector_paused():  # until _serve freezes what the swap made
+                    documents = self._swap(fresh, now)
                 return_free_memory()  # the previous snapshot is gone now that _swap returned
+            else:
+                documents = (0, 0)
             self.built_at = now
             self.last_error = None
             seconds = time.perf_counter() - started
@@ -142,7 +145,7 @@ class Service:
 
     def install(self, snapshot: Snapshot) -> None:
         """Serve `snapshot`, made elsewhere (fetched from a shared store), from now on."""
-        with self._refreshing:  # never interleaved with a local refresh's swap
+        with self._refreshing, collector_paused():  # never interleaved with a local refresh's swap
             self._serve(snapshot)
             return_free_memory()
 

@@ -31,6 +31,7 @@ from typing import Any, Callable
 import redis
 
 from feeds import Config
+from feeds.builder import collector_paused
 from feeds.snapshot import Snapshot
 
 from .redis_store import LeaseLost, RedisStore, StoreError
@@ -211,10 +212,12 @@ class Replica:
         try:
             version = self.store.version()
             if version is not None and version != self.version:
-                fetched = self.store.fetch(self.service.snapshot)
-                version = fetched[0] if fetched else None
+                with collector_paused():  # a whole snapshot's objects, made at once, until install freezes them
+                    fetched = self.store.fetch(self.service.snapshot)
+                    version = fetched[0] if fetched else None
+                    if fetched:
+                        self.service.install(fetched[1])
                 if fetched:
-                    self.service.install(fetched[1])
                     self.version = version
                     self._ready.set()
                     log.info("replica: pid %d serves version %s", os.getpid(), version)
