@@ -14,12 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from functools import lru_cache
-from typing import Any, Iterable, NamedTuple
+from operator import methodcaller
+from typing import Any, Callable, Iterable, NamedTuple
 
 from .config import Limits
 from .fields import Diagnostic, Fields, Unusable
 from .front_matter import FrontMatterError, SeedHandler, has_front_matter, nesting_depth, split_seed
 from .urls import http_url, provider_domain
+
+
+_SUFFIX_GLOB = re.compile(r"\*(\.[^*?\[\]/]+)")  # "*.txt": any name ending in ".txt"
+_new_tuple = tuple.__new__
 
 
 class SeedFile(NamedTuple):
@@ -94,7 +99,7 @@ def scan_folder(root: Path, globs: Iterable[str], ordered: bool = True) -> tuple
     Symlinks that lead outside `root` are not followed, and are reported. This
     runs on every refresh, so it only lists and stats: one syscall per file.
     """
-    matches = re.compile("|".join(fnmatch.translate(g) for g in globs)).match
+    matches = name_matcher(globs)
     root = root.resolve()
     if not root.is_dir():
         # Raise rather than report "no files": an unmounted folder must not empty the feeds.
@@ -112,15 +117,16 @@ def scan_folder(root: Path, globs: Iterable[str], ordered: bool = True) -> tuple
             continue
         subfolders = []
         for item in names:
-            if item.name.startswith("."):
+            name = item.name
+            if name[0] == ".":
                 continue
-            rel = prefix + item.name
+            rel = prefix + name
             if item.is_dir(follow_symlinks=False):
                 subfolders.append((item.path, rel + "/"))
             elif item.is_symlink() and not _inside(item.path, root):
                 kind = "folder" if item.is_dir() else "file"
                 notes.append(Diagnostic(rel, "(file)", "warning", f"symlinked {kind} outside the seed folder not followed"))
-            elif matches(item.name):
+            elif matches(name):
                 seed = _stat(item, rel, notes)
                 if seed is not None:
                     found.append(seed)
@@ -128,6 +134,17 @@ def scan_folder(root: Path, globs: Iterable[str], ordered: bool = True) -> tuple
     if ordered:
         found.sort(key=listing_order)
     return found, sorted(notes, key=lambda d: (d.file, d.field, d.message))
+
+
+def name_matcher(globs: Iterable[str]) -> Callable[[str], object]:
+    """Whether a file name matches one of `globs` (fnmatch patterns, case-sensitive
+    as on POSIX). When each is "*.<suffix>", the usual case, a suffix test: a scan
+    asks once per file, and `str.endswith` costs half what a regular expression does."""
+    globs = tuple(globs)
+    suffixes = tuple(match[1] for match in map(_SUFFIX_GLOB.fullmatch, globs) if match)
+    if len(suffixes) == len(globs):
+        return methodcaller("endswith", suffixes)  # called from C: no Python frame per file
+    return re.compile("|".join(fnmatch.translate(g) for g in globs)).match
 
 
 def listing_order(seed: SeedFile) -> tuple[list[str], str]:
@@ -149,7 +166,8 @@ def _stat(item: os.DirEntry, rel: str, notes: list[Diagnostic]) -> SeedFile | No
     if not stat.S_ISREG(st.st_mode):  # a FIFO would block the reader forever
         notes.append(Diagnostic(rel, "(file)", "error", "not a regular file; not read"))
         return None
-    return SeedFile(rel, item.path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    # tuple.__new__ rather than SeedFile(...): the named tuple's own __new__ is a Python function.
+    return _new_tuple(SeedFile, (rel, item.path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
 
 
 def read_record(seed: SeedFile, limits: Limits = Limits()) -> tuple[Record | None, list[Diagnostic]]:

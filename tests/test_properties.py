@@ -90,3 +90,23 @@ def test_any_front_matter_gives_an_entry_or_a_diagnostic_and_safe_documents(seed
                 assert doc.media_type.startswith("image/"), path
     finally:
         shutil.rmtree(folder)
+
+
+GLOB_PIECES = st.sampled_from(["*", ".", "txt", "md", "?", "[", "]", "x", "-", "a", "!"])
+ANY_GLOB = st.lists(GLOB_PIECES, min_size=1, max_size=5).map("".join)
+SUFFIX_GLOB = st.sampled_from(["*.txt", "*.md", "*.markdown", "*.x", "*.a.txt", "*.-"])
+NAME = st.lists(st.sampled_from(["a", ".", "txt", "md", "markdown", "x", "*", "[", "-", "\n", "é"]),
+                max_size=6).map("".join)
+
+
+@given(st.one_of(st.lists(SUFFIX_GLOB, min_size=1, max_size=3),
+                 st.lists(st.one_of(SUFFIX_GLOB, ANY_GLOB), min_size=1, max_size=3)), NAME)
+@settings(max_examples=1000, deadline=None)
+def test_seed_file_names_match_the_globs_as_fnmatch_says(globs, name):
+    """The scan's fast suffix test for "*.txt"-style globs answers as fnmatch does, and so
+    does its fallback for any other glob."""
+    import fnmatch
+
+    from feeds.records import name_matcher
+
+    assert bool(name_matcher(globs)(name)) == any(fnmatch.fnmatchcase(name, g) for g in globs)
