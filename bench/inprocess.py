@@ -85,14 +85,32 @@ def compare(before: Snapshot, after: Snapshot, marker: bytes) -> dict:
 
 def measure_refreshes(builder: Builder, first: Snapshot, repeats: int, retitle: bool) -> dict:
     """No-change builds (time, same object?) and, with `retitle`, one-file-change builds."""
-    out = {"no_change_s": [], "same_object": True}
+    out = {"no_change_s": [], "same_object": True, "floor_s": []}
     for _ in range(repeats):
         seconds, snapshot = timed(builder.build)
         out["no_change_s"].append(seconds)
         out["same_object"] &= snapshot is first
+        out["floor_s"].append(timed(lambda: bare_scan(builder.config.seeds_path))[0])
     if retitle:
         out.update(one_change(builder, first, max(repeats // 3, 3)))
     return out
+
+
+def bare_scan(root: Path) -> int:
+    """The floor under a no-change refresh: list every folder and stat every file,
+    nothing else (no name test, no objects kept, no comparison). Timed beside the
+    refreshes, it shows how much of their growth with size the kernel and the
+    caches bring on their own."""
+    count, pending = 0, [str(root)]
+    while pending:
+        with os.scandir(pending.pop()) as listing:
+            for item in listing:
+                if item.is_dir(follow_symlinks=False):
+                    pending.append(item.path)
+                else:
+                    item.stat(follow_symlinks=False)
+                    count += 1
+    return count
 
 
 def one_change(builder: Builder, first: Snapshot, rounds: int) -> dict:
