@@ -26,7 +26,7 @@ from .entries import Entry, merge_duplicates, share_values, to_entry
 from .fields import Diagnostic
 from .ledger import Ledger
 from .pages import render_directory
-from .records import SeedFile, listing_order, read_record, scan_folder
+from .records import SeedFile, list_folder, listing_order, read_record, scan_folder
 from .opml import MEDIA_TYPE as OPML
 from .opml import opml_path, render_opml
 from .snapshot import (HTML, Document, Fragments, Snapshot, assemble_documents, feed_paths, make_document,
@@ -105,6 +105,7 @@ class Builder:
         self._ledger, self._ledger_note = _open_ledger(config.state_path / LEDGER_FILE)
         self._rendered: dict[str, tuple[Feed, Document]] = {}  # path -> (the feed it was made from, document)
         self._last: tuple[list, Snapshot] | None = None  # (scan notes, snapshot) of the last build
+        self._listed: tuple[tuple[str, ...], bytes] = ((), b"")  # its folder listing (Listing.key)
         self.last_report: BuildReport | None = None  # for the refresh log
 
     def reconfigure(self, config: Config) -> None:
@@ -123,16 +124,23 @@ class Builder:
     def build(self) -> Snapshot:
         """Scan the folder; re-read what changed and re-render what that touched."""
         with collector_paused():
-            files, scan_notes = scan_folder(self.config.seeds_path, self.config.globs, ordered=False)
-            if self._last is not None and self._last[0] == scan_notes and not self._changed(files):
+            listing = list_folder(self.config.seeds_path, self.config.globs)
+            unchanged = self._last is not None and self._last[0] == listing.notes
+            if unchanged and listing.same_as(self._listed):
+                self.last_report = BuildReport(files=len(listing), read=0, removed=0)
+                return self._last[1]
+            files = listing.files()
+            if unchanged and not self._changed(files):  # the same files, listed in another order
+                self._listed = listing.key()
                 self.last_report = BuildReport(files=len(files), read=0, removed=0)
                 del files  # dropped while the collector is off: they never cost it a pass
                 return self._last[1]
         files.sort(key=listing_order)
-        summary = self._summarize(files, scan_notes)
+        summary = self._summarize(files, listing.notes)
         documents = assemble_documents(self._render(tuple(summary.feeds.values())), summary.pages)
         snapshot = replace(summary, documents=documents)
-        self._last = (scan_notes, snapshot)
+        self._last = (listing.notes, snapshot)
+        self._listed = listing.key()
         return snapshot
 
     def summarize(self) -> Snapshot:

@@ -10,6 +10,7 @@ import fnmatch
 import os
 import re
 import stat
+import struct
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,14 +25,16 @@ from .urls import http_url, provider_domain
 
 
 _SUFFIX_GLOB = re.compile(r"\*(\.[^*?\[\]/]+)")  # "*.txt": any name ending in ".txt"
-_new_tuple = tuple.__new__
+_STAMP = struct.Struct("=qqqQ")  # size, mtime_ns, ctime_ns, inode
+_2_63, _2_64 = 1 << 63, 1 << 64
 
 
 class SeedFile(NamedTuple):
     """A file found in the seed folder; its stat tells whether it changed.
-    (A named tuple: every refresh makes one per file, and a tuple is made in a
-    third of the time of a frozen dataclass. Its last four fields, `seed[2:]`,
-    are the stamp a refresh compares.)"""
+    (A named tuple: a changed folder's refresh makes one per file, and a tuple
+    is made in a third of the time of a frozen dataclass. Its last four fields,
+    `seed[2:]`, are the stamp a refresh compares; the times are only compared,
+    never shown.)"""
 
     rel: str
     path: str | os.PathLike
@@ -91,10 +94,44 @@ class Record:
     body: str
 
 
-def scan_folder(root: Path, globs: Iterable[str], ordered: bool = True) -> tuple[list[SeedFile], list[Diagnostic]]:
-    """Every seed file under `root` (recursively, hidden names skipped), in
-    `listing_order` unless not `ordered` (a refresh that finds nothing changed
-    needs no order: sorting was its one step costing more than linear time).
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What one scan of the seed folder found, kept compact: for each folder
+    with seed files, one string (the folder's path relative to the seed folder,
+    then its seed files' names, NUL-separated, in the order it listed them), and
+    each file's stamp (size, mtime_ns, ctime_ns, inode), packed in one buffer.
+
+    A refresh compares its listing with the last one (`same_as`) without making
+    an object per file or touching any of the last scan's: with an object per
+    file (made, looked up in a dict, dropped) a no-change refresh cost 3.8 us per
+    seed at 10k and 5.0 at 100k, the stat calls themselves 2.4 and 2.5."""
+
+    root: str
+    folders: list[str]
+    stamps: bytearray
+    notes: list[Diagnostic]  # sorted
+
+    def __len__(self) -> int:
+        return len(self.stamps) // _STAMP.size
+
+    def key(self) -> tuple[tuple[str, ...], bytes]:
+        """What `same_as` compares a later listing with."""
+        return tuple(self.folders), bytes(self.stamps)
+
+    def same_as(self, key: tuple[tuple[str, ...], bytes]) -> bool:
+        """The same files, with the same stamps, listed in the same order."""
+        return self.stamps == key[1] and tuple(self.folders) == key[0]
+
+    def files(self) -> list[SeedFile]:
+        """A `SeedFile` for each file, in the listing's order."""
+        rels = [prefix + name for folder in self.folders for prefix, *names in [folder.split("\0")] for name in names]
+        join = os.path.join
+        return [SeedFile(rel, join(self.root, rel), *stamp) for rel, stamp in zip(rels, _STAMP.iter_unpack(self.stamps))]
+
+
+def list_folder(root: Path, globs: Iterable[str]) -> Listing:
+    """Every seed file under `root` (recursively, hidden names skipped), in the
+    order the folders list them (stable while nothing changes).
 
     Symlinks that lead outside `root` are not followed, and are reported. This
     runs on every refresh, so it only lists and stats: one syscall per file.
@@ -104,36 +141,46 @@ def scan_folder(root: Path, globs: Iterable[str], ordered: bool = True) -> tuple
     if not root.is_dir():
         # Raise rather than report "no files": an unmounted folder must not empty the feeds.
         raise FileNotFoundError(f"seed folder {root} is missing")
-    found: list[SeedFile] = []
+    folders: list[str] = []
+    stamps = bytearray()
     notes: list[Diagnostic] = []
     pending = [(str(root), "")]
     while pending:
         folder, prefix = pending.pop()
+        subfolders, names, noted, packed = [], [prefix], len(notes), len(stamps)
         try:
+            # Each entry is dropped as soon as it is looked at: kept in a list, 20k of
+            # them (a folder) cost 15 % more than the stat calls, in fresh memory.
             with os.scandir(folder) as listing:
-                names = list(listing)
-        except OSError as exc:
+                for item in listing:
+                    name = item.name
+                    if name[0] == ".":
+                        continue
+                    if item.is_dir(follow_symlinks=False):
+                        subfolders.append((item.path, f"{prefix}{name}/"))
+                    elif item.is_symlink() and not _inside(item.path, root):
+                        kind = "folder" if item.is_dir() else "file"
+                        notes.append(Diagnostic(prefix + name, "(file)", "warning",
+                                                f"symlinked {kind} outside the seed folder not followed"))
+                    elif matches(name):
+                        stamp = _stamp(item, prefix, notes)
+                        if stamp is not None:
+                            names.append(name)
+                            stamps += stamp
+        except OSError as exc:  # the folder as a whole: nothing of it is listed
+            del notes[noted:], stamps[packed:]
             notes.append(Diagnostic(prefix or ".", "(file)", "error", f"cannot list folder: {exc.strerror}"))
             continue
-        subfolders = []
-        for item in names:
-            name = item.name
-            if name[0] == ".":
-                continue
-            rel = prefix + name
-            if item.is_dir(follow_symlinks=False):
-                subfolders.append((item.path, rel + "/"))
-            elif item.is_symlink() and not _inside(item.path, root):
-                kind = "folder" if item.is_dir() else "file"
-                notes.append(Diagnostic(rel, "(file)", "warning", f"symlinked {kind} outside the seed folder not followed"))
-            elif matches(name):
-                seed = _stat(item, rel, notes)
-                if seed is not None:
-                    found.append(seed)
+        if len(names) > 1:
+            folders.append("\0".join(names))  # NUL is in no file name
         pending.extend(subfolders)
-    if ordered:
-        found.sort(key=listing_order)
-    return found, sorted(notes, key=lambda d: (d.file, d.field, d.message))
+    return Listing(str(root), folders, stamps, sorted(notes, key=lambda d: (d.file, d.field, d.message)))
+
+
+def scan_folder(root: Path, globs: Iterable[str]) -> tuple[list[SeedFile], list[Diagnostic]]:
+    """Every seed file under `root`, in `listing_order`; and what the scan noticed."""
+    listing = list_folder(root, globs)
+    return sorted(listing.files(), key=listing_order), listing.notes
 
 
 def name_matcher(globs: Iterable[str]) -> Callable[[str], object]:
@@ -157,17 +204,24 @@ def _inside(path: str, root: Path) -> bool:
     return Path(path).resolve().is_relative_to(root)
 
 
-def _stat(item: os.DirEntry, rel: str, notes: list[Diagnostic]) -> SeedFile | None:
+def _stamp(item: os.DirEntry, prefix: str, notes: list[Diagnostic]) -> bytes | None:
+    """The file's stamp, packed; None (and a note) if it cannot be read as a seed."""
     try:
         st = item.stat()
-    except OSError as exc:
-        notes.append(Diagnostic(rel, "(file)", "error", f"cannot stat: {exc.strerror}"))
+    except OSError as exc:  # not the folder's fault: caught here, not by list_folder
+        notes.append(Diagnostic(prefix + item.name, "(file)", "error", f"cannot stat: {exc.strerror}"))
         return None
     if not stat.S_ISREG(st.st_mode):  # a FIFO would block the reader forever
-        notes.append(Diagnostic(rel, "(file)", "error", "not a regular file; not read"))
+        notes.append(Diagnostic(prefix + item.name, "(file)", "error", "not a regular file; not read"))
         return None
-    # tuple.__new__ rather than SeedFile(...): the named tuple's own __new__ is a Python function.
-    return _new_tuple(SeedFile, (rel, item.path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+    try:
+        return _STAMP.pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    except struct.error:  # a time before 1678 or after 2262 in ns: wrapped, it still changes with the file
+        return _STAMP.pack(*(_wrapped(v) for v in (st.st_size, st.st_mtime_ns, st.st_ctime_ns)), st.st_ino % _2_64)
+
+
+def _wrapped(value: int) -> int:
+    return (value + _2_63) % _2_64 - _2_63
 
 
 def read_record(seed: SeedFile, limits: Limits = Limits()) -> tuple[Record | None, list[Diagnostic]]:

@@ -245,19 +245,19 @@ def test_file_deleted_between_listing_and_reading(builder, monkeypatch):
     builder.build()
     import feeds.builder as builder_module
 
-    real_scan = builder_module.scan_folder
+    real_scan = builder_module.list_folder
 
-    def scan_then_delete(root, globs, **options):
-        listed = real_scan(root, globs, **options)
+    def scan_then_delete(root, globs):
+        listed = real_scan(root, globs)
         _seed(builder).unlink()
         return listed
 
     _seed(builder).write_bytes(_seed(builder).read_bytes() + b"\n")  # changed, so it will be re-read
-    monkeypatch.setattr(builder_module, "scan_folder", scan_then_delete)
+    monkeypatch.setattr(builder_module, "list_folder", scan_then_delete)
     snapshot = builder.build()
     assert [d.field for d in snapshot.diagnostics if d.stale] == ["(file)"]
     assert snapshot.entry_count == 1  # its last good version, until the next scan drops it
-    monkeypatch.setattr(builder_module, "scan_folder", real_scan)
+    monkeypatch.setattr(builder_module, "list_folder", real_scan)
     assert builder.build().entry_count == 0
 
 
@@ -312,3 +312,62 @@ def test_unwritable_state_folder_is_a_warning_not_a_failure(tmp_path):
     snapshot = build_snapshot(config)
     assert snapshot.entry_count == 1
     assert [d.field for d in snapshot.diagnostics if d.file == "(state)"] == ["state.path"]
+
+
+def test_an_edit_that_keeps_size_and_mtime_is_still_seen(builder):
+    """A refresh compares size, mtime, ctime and inode: an edit that restores the
+    size and the mtime (as `cp -p` or an rsync may) is noticed by its ctime."""
+    first = builder.build()
+    seed = _seed(builder)
+    before = seed.stat()
+    text = seed.read_bytes()
+    seed.write_bytes(text.replace(b"Human Rights Groups Call", b"Human Rights Groups Urge"))
+    os.utime(seed, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert seed.stat().st_size == before.st_size and seed.stat().st_mtime_ns == before.st_mtime_ns
+    second = builder.build()
+    assert second is not first
+    assert second.feeds["all"].entries[0].title.startswith("Human Rights Groups Urge")
+    assert builder.build() is second  # and nothing changed since
+
+
+# 2286 is past what 64 bits of nanoseconds hold (2262); 1653 is before it (1678), but
+# ext4 keeps it as 1901: it is here for filesystems that keep what they are given.
+@pytest.mark.parametrize("seconds", [10**10, -10**10])
+def test_a_seed_dated_far_from_now_on_disk_is_read_and_its_changes_seen(builder, seconds):
+    """File times outside what 64 bits of nanoseconds hold (before 1678, after 2262)
+    do not break the scan, and an edit to such a file is still noticed."""
+    seed = _seed(builder)
+    os.utime(seed, (seconds, seconds))
+    first = builder.build()
+    assert first.entry_count == 1 and builder.build() is first
+    seed.write_bytes(seed.read_bytes().replace(b"Human Rights Groups Call", b"Human Rights Groups Urge"))
+    os.utime(seed, (seconds, seconds))
+    assert builder.build().feeds["all"].entries[0].title.startswith("Human Rights Groups Urge")
+
+
+def test_the_same_files_listed_in_another_order_are_not_read_again(builder, monkeypatch):
+    """A folder may list the same files in another order (after a filesystem repair or
+    a copy): the refresh then compares file by file, finds nothing changed and keeps
+    the snapshot, without reading a file."""
+    import feeds.builder as builder_module
+    from feeds.records import Listing
+
+    (builder.config.seeds_path / "sub").mkdir()
+    shutil.copy(_seed(builder), builder.config.seeds_path / "sub" / "copy.txt")
+    first = builder.build()
+    real = builder_module.list_folder
+
+    def reversed_listing(root, globs):
+        listing = real(root, globs)
+        size = len(listing.stamps) // len(listing)
+        counts = [folder.count("\0") for folder in listing.folders]
+        chunks, at = [], 0
+        for count in counts:
+            chunks.append(listing.stamps[at:at + count * size])
+            at += count * size
+        return Listing(listing.root, listing.folders[::-1], bytearray(b"".join(chunks[::-1])), listing.notes)
+
+    monkeypatch.setattr(builder_module, "list_folder", reversed_listing)
+    monkeypatch.setattr(builder_module, "read_record", lambda *a: pytest.fail("a file was read again"))
+    assert builder.build() is first
+    assert builder.last_report.read == 0

@@ -257,8 +257,8 @@ def test_seed_folder_is_read_recursively_with_globs(tmp_path):
 
 def test_seed_files_are_listed_folder_by_folder_files_first(tmp_path):
     """A scan lists each folder's files by name, then its subfolders' in name order;
-    unordered (a refresh's first look) it finds the same files."""
-    from feeds.records import scan_folder
+    a refresh's first look (the folders' own order) finds the same files."""
+    from feeds.records import list_folder, scan_folder
 
     names = ["z.txt", "a.txt", "a/x/1.txt", "a/2.txt", "a-b/3.txt", "b/4.txt", "a/y/z/5.txt", "a/y/6.txt",
              "A.txt", "a/x/0.txt", ".hidden/7.txt"]
@@ -268,5 +268,41 @@ def test_seed_files_are_listed_folder_by_folder_files_first(tmp_path):
     ordered, _ = scan_folder(tmp_path, ("*.txt",))
     assert [f.rel for f in ordered] == ["A.txt", "a.txt", "z.txt", "a/2.txt", "a/x/0.txt", "a/x/1.txt",
                                         "a/y/6.txt", "a/y/z/5.txt", "a-b/3.txt", "b/4.txt"]
-    unordered, _ = scan_folder(tmp_path, ("*.txt",), ordered=False)
+    unordered = list_folder(tmp_path, ("*.txt",)).files()
     assert sorted(unordered) == sorted(ordered)
+
+
+def test_a_folder_that_fails_mid_listing_is_reported_and_left_out(tmp_path, monkeypatch):
+    """A folder whose listing fails part way (an I/O error) is a diagnostic, and
+    none of it is listed: no file of it half-seen, no stamp left behind."""
+    import errno
+    import os
+
+    from feeds import records
+    from feeds.fields import Diagnostic
+
+    for name, text in (("a/1.txt", "x"), ("a/2.txt", "xx"), ("b/3.txt", "xxx")):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    real = os.scandir
+
+    class FailsAfterOne:
+        def __init__(self, path):
+            self.listing = real(path)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.listing.close()
+
+        def __iter__(self):
+            yield next(iter(self.listing))
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(records.os, "scandir",
+                        lambda path: FailsAfterOne(path) if path.endswith(f"{os.sep}a") else real(path))
+    listing = records.list_folder(tmp_path, ("*.txt",))
+    assert [(f.rel, f.size) for f in listing.files()] == [("b/3.txt", 3)]
+    assert len(listing) == 1
+    assert listing.notes == [Diagnostic("a/", "(file)", "error", "cannot list folder: Input/output error")]
