@@ -99,11 +99,16 @@ def test_a_full_rebuild_reaches_the_serving_process_in_small_messages(tmp_path, 
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux-only; elsewhere the child runs at nice 19")
 def test_the_builder_child_only_takes_cpu_the_server_leaves(tmp_path, seed_dir):
+    """SCHED_IDLE, on one CPU: a rebuild runs in what the server leaves."""
     config = load_config(write_config(tmp_path / "c.toml", seed_dir))
     child = BuilderProcess(config)
     try:
         child.build()
         assert os.sched_getscheduler(child.pid) == os.SCHED_IDLE
         assert os.sched_getscheduler(os.getpid()) != os.SCHED_IDLE
+        ours = sorted(os.sched_getaffinity(0))
+        # Kept on one CPU where there are several (moving between them, it costs requests more).
+        assert os.sched_getaffinity(child.pid) == ({ours[-1]} if len(ours) > 1 else set(ours))
+        assert sorted(os.sched_getaffinity(0)) == ours  # the serving process is left as it was
     finally:
         child.close()
