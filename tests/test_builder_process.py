@@ -112,3 +112,20 @@ def test_the_builder_child_only_takes_cpu_the_server_leaves(tmp_path, seed_dir):
         assert sorted(os.sched_getaffinity(0)) == ours  # the serving process is left as it was
     finally:
         child.close()
+
+
+def test_the_serving_worker_hands_the_gil_over_within_half_a_millisecond(tmp_path, seed_dir):
+    """The worker `serve` runs (web.serving.wsgi_app, in a process of its own here)
+    lowers CPython's switch interval from 5 ms: while a refresh thread runs Python,
+    a request thread waits at most about that long for the GIL."""
+    import subprocess
+    import sys
+
+    config = write_config(tmp_path / "c.toml", seed_dir)
+    script = ("import os, sys\nfrom web.serving import wsgi_app\nwsgi_app()\n"
+              "print(sys.getswitchinterval(), flush=True)\nos._exit(0)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "SEEDFEEDS_CONFIG": str(config)}, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout.split()[-1]) == pytest.approx(0.0005)
+    assert sys.getswitchinterval() == pytest.approx(0.005)  # this process is left alone

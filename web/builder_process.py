@@ -32,9 +32,9 @@ from feeds.snapshot import Document, Snapshot
 
 from .heap import out_of_collector_sight, return_free_memory
 
-CHUNK_BYTES = 1 << 20  # documents per message: about a MiB, so unpickling never holds the GIL long
-CHUNK_ENTRIES = 250  # entries per message (a few milliseconds to unpickle)
-CHUNK_FEEDS = 100  # feeds per message, entries by id
+CHUNK_BYTES = 1 << 18  # documents per message: a quarter MiB, so unpickling never holds the GIL long
+CHUNK_ENTRIES = 64  # entries per message (about a millisecond to unpickle)
+CHUNK_FEEDS = 25  # feeds per message, entries by id
 
 
 class BuilderProcess:

@@ -5,12 +5,20 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 
 from . import ACCESS_LOG_ENV, create_app
 
 log = logging.getLogger("seedfeeds")
+
+# How long a thread running Python keeps the GIL when another asks for it (CPython's
+# default is 5 ms). While a refresh takes in and swaps a new snapshot, its thread runs
+# Python for a few hundred ms and each request waits for it that long at worst: 0.5 ms
+# cuts the worst waits of a request thread during a full rebuild of 10k seeds from
+# 5.2 ms to 2 ms (a thread sleeping 1 ms in a loop, measuring how late it wakes).
+SWITCH_INTERVAL = 0.0005
 
 
 def wsgi_app():
@@ -19,6 +27,7 @@ def wsgi_app():
     builds run in a child process, and the scheduler starts at once."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    sys.setswitchinterval(SWITCH_INTERVAL)
     _exit_with_parent()
     # Granian's SIGTERM handler only tells its server loop to stop, and that loop
     # does not run until this factory returns: a stop asked for during the first
