@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 import threading
 
 import pytest
@@ -107,3 +108,22 @@ def test_installing_a_snapshot_made_elsewhere_runs_no_collection(tmp_path, colle
     assert service.snapshot is made
     assert gc.isenabled()
     assert not any(o is made for o in gc.get_objects())
+
+
+def test_a_limited_answer_does_not_keep_its_snapshot_alive_after_a_swap(tmp_path):
+    """`?limit=N` answers are cached for the snapshot they came from; a refresh drops
+    them with it, so the old snapshot is freed by the swap (not kept until the next
+    such request, and then freed in that request's time)."""
+    seeds = generate_corpus(tmp_path / "seeds", 30)
+    config = load_config(write_config(tmp_path / "seedfeeds.toml", seeds,
+                                      extra=f'[state]\npath = "{tmp_path / "state"}"\n'))
+    service = Service(config)
+    assert service.refresh()
+    old = service.snapshot
+    assert service.limited(old, "all", "atom", 1).body.count(b"</entry>") == 1
+    first = next(seeds.rglob("*.txt"))
+    first.write_text(first.read_text(encoding="utf-8").replace("title: ", "title: Changed ", 1), encoding="utf-8")
+    assert service.refresh() and service.snapshot is not old
+    # Held by `old` alone (getrefcount counts its own argument too). gc.get_referrers
+    # cannot tell: the swap freezes what it made, and frozen objects are not searched.
+    assert sys.getrefcount(old) == 2

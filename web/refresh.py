@@ -111,6 +111,8 @@ class Service:
         self.prepares.update(snapshot)  # before the swap: the fast path never lags the snapshot
         self.history.record(snapshot)
         previous, self.snapshot = self.snapshot, snapshot
+        with self._limited_lock:  # or ?limit answers of the old snapshot keep it alive (and a request frees it)
+            self._limited = (None, OrderedDict())
         out_of_collector_sight()
         return previous
 
