@@ -127,3 +127,29 @@ def test_a_limited_answer_does_not_keep_its_snapshot_alive_after_a_swap(tmp_path
     # Held by `old` alone (getrefcount counts its own argument too). gc.get_referrers
     # cannot tell: the swap freezes what it made, and frozen objects are not searched.
     assert sys.getrefcount(old) == 2
+
+
+def test_a_dropped_snapshot_is_freed_a_slice_at_a_time():
+    """release_in_slices frees what it is handed from the end of the list, a bounded
+    number of objects per step (between steps another thread can take the GIL),
+    until nothing is left: the objects are gone, not just out of the list."""
+    import weakref
+
+    from web.heap import release_in_slices
+
+    class Held:
+        pass
+
+    steps: list[int] = []
+
+    class Recording(list):
+        def __delitem__(self, key):
+            steps.append(len(self[key]))
+            super().__delitem__(key)
+
+    doomed = Recording(Held() for _ in range(1000))
+    alive = [weakref.ref(o) for o in doomed]
+    release_in_slices(doomed, size=64)
+    assert doomed == []
+    assert max(steps) == 64 and sum(steps) == 1000
+    assert not any(ref() for ref in alive)

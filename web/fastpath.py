@@ -18,6 +18,7 @@ from werkzeug.http import quote_etag
 
 from feeds.snapshot import Document, Snapshot
 
+from .heap import release_in_slices
 from .http import response_headers
 from .metrics import RequestTally, route_class
 
@@ -76,6 +77,9 @@ class Prepares:
             path: old[path] if path in old and old[path].document is doc else prepare(doc, self.max_age, route_class(path))
             for path, doc in snapshot.documents.items()
         }
+        doomed = list(old.values())
+        del old
+        release_in_slices(doomed)  # the replaced answers: tens of objects each
 
 
 class FastPath:

@@ -41,3 +41,17 @@ def return_free_memory() -> None:
     released (ctypes releases it for the call); a no-op where there is no glibc."""
     if _TRIM is not None:
         _TRIM(0)
+
+
+def release_in_slices(doomed: list, size: int = 256) -> None:
+    """Drop the objects in `doomed` (a list nothing else refers to), `size` at a time
+    from its end, so that freeing a whole snapshot never holds the GIL for long.
+
+    Freeing is C code that keeps the GIL until the last object it reaches is gone:
+    dropping a replaced snapshot of 10,000 entries in one go held it 14-25 ms, and
+    every request waited. Between two slices, another thread can take the GIL. The
+    caller puts what holds other objects last in the list (freed first), and drops
+    its own references before the call."""
+    while doomed:
+        del doomed[-size:]
+

@@ -24,7 +24,7 @@ from feeds.snapshot import Document, Snapshot, carry_last_modified, limit_feed, 
 from feeds.urls import Urls
 
 from .delta import History
-from .heap import out_of_collector_sight, return_free_memory
+from .heap import out_of_collector_sight, release_in_slices, return_free_memory
 from .fastpath import Prepares
 from .reload import ConfigWatch, removed_feeds
 from .metrics import Metrics
@@ -104,6 +104,9 @@ class Service:
         changed = sum(1 for path, doc in snapshot.documents.items()
                       if path not in before or before[path].etag != doc.etag)
         removed = sum(1 for path in before if path not in snapshot.documents)
+        doomed = _parts(previous)
+        del previous, before
+        release_in_slices(doomed)
         return changed, removed
 
     def _serve(self, snapshot: Snapshot) -> Snapshot | None:
@@ -148,7 +151,7 @@ class Service:
     def install(self, snapshot: Snapshot) -> None:
         """Serve `snapshot`, made elsewhere (fetched from a shared store), from now on."""
         with self._refreshing, collector_paused():  # never interleaved with a local refresh's swap
-            self._serve(snapshot)
+            release_in_slices(_parts(self._serve(snapshot)))
             return_free_memory()
 
     def limited(self, snapshot: Snapshot, key: str, fmt: str, limit: int) -> Document:
@@ -194,3 +197,13 @@ class Service:
             if self._scheduler is not None:
                 self._scheduler.shutdown(wait=False)
                 self._scheduler = None
+
+
+def _parts(snapshot: Snapshot | None) -> list:
+    """What a snapshot holds, for `release_in_slices`: documents, then entries, then
+    feeds (freed first, they hold the entries); empty for none."""
+    if snapshot is None:
+        return []
+    feeds = list(snapshot.feeds.values())
+    return [*snapshot.documents.values(), *(e for feed in feeds for e in (*feed.entries, *feed.older)), *feeds]
+
