@@ -136,7 +136,7 @@ class Builder:
                 del files  # dropped while the collector is off: they never cost it a pass
                 return self._last[1]
         files.sort(key=listing_order)
-        summary = self._summarize(files, listing.notes)
+        summary = self._summarize(files, listing.notes, listing.unlisted)
         documents = assemble_documents(self._render(tuple(summary.feeds.values())), summary.pages)
         snapshot = replace(summary, documents=documents)
         self._last = (listing.notes, snapshot)
@@ -160,11 +160,12 @@ class Builder:
         for path, _, doc in documents:
             yield path, doc
 
-    def _summarize(self, files: list[SeedFile], scan_notes: list[Diagnostic]) -> Snapshot:
-        """Read what changed and lay out the feeds: a snapshot with no feed documents yet."""
-        if not files and any(r.published for r in self._reads.values()):
+    def _summarize(self, files: list[SeedFile], scan_notes: list[Diagnostic], unlisted: tuple[str, ...] = ()) -> Snapshot:
+        """Read what changed and lay out the feeds: a snapshot with no feed documents yet.
+        Files in `unlisted` folders (which could not be listed) keep what they had."""
+        if not files and not unlisted and any(r.published for r in self._reads.values()):
             raise SeedFolderEmpty(f"seed folder {self.config.seeds_path} lists no seed files")
-        self._reads = self._read_all(files)
+        self._reads = self._read_all(files, unlisted)
         diagnostics = list(scan_notes)
         for read in self._reads.values():
             diagnostics.extend(read.diagnostics)
@@ -228,20 +229,23 @@ class Builder:
             else:
                 yield path, feed, before[path][1]
 
-    def _read_all(self, files: list[SeedFile]) -> dict[str, _Read]:
-        """A `_Read` per file: the known one if its stamp is unchanged, else a fresh read."""
+    def _read_all(self, files: list[SeedFile], unlisted: tuple[str, ...] = ()) -> dict[str, _Read]:
+        """A `_Read` per file: the known one if its stamp is unchanged, else a fresh read;
+        and the known ones of files in folders that could not be listed this time."""
         known = {seed.rel: self._reads.get(seed.rel) for seed in files}
+        kept = {rel: read for rel, read in self._reads.items() if rel.startswith(unlisted) and rel not in known} \
+            if unlisted else {}
         todo = [seed for seed in files if known[seed.rel] is None or known[seed.rel].stamp != _stamp(seed)]
         self.last_report = BuildReport(files=len(files), read=len(todo),
-                                       removed=len(self._reads.keys() - known.keys()))
+                                       removed=len(self._reads.keys() - known.keys() - kept.keys()))
         read = partial(read_entry, config=self.config)
         if self.read_map is not None and len(todo) >= PARALLEL_MIN:
             results = {seed.rel: (share_values(e, self._shared) if e else e, notes, left_out)
                        for seed, (e, notes, left_out) in zip(todo, self.read_map(read, todo))}
         else:
             results = {seed.rel: read(seed) for seed in todo}
-        return {seed.rel: _fresh(_stamp(seed), results[seed.rel], known[seed.rel]) if seed.rel in results
-                else known[seed.rel] for seed in files}
+        return {**{seed.rel: _fresh(_stamp(seed), results[seed.rel], known[seed.rel]) if seed.rel in results
+                   else known[seed.rel] for seed in files}, **kept}
 
     def _identified(self, by_file: dict[str, Entry]) -> tuple[list[Entry], list[Diagnostic]]:
         """Entries under their ledger ids, duplicates merged."""

@@ -110,6 +110,7 @@ class Listing:
     folders: list[str]
     stamps: bytearray
     notes: list[Diagnostic]  # sorted
+    unlisted: tuple[str, ...] = ()  # folders that could not be listed, as prefixes ("a/b/"; "" for the root)
 
     def __len__(self) -> int:
         return len(self.stamps) // _STAMP.size
@@ -144,6 +145,7 @@ def list_folder(root: Path, globs: Iterable[str]) -> Listing:
     folders: list[str] = []
     stamps = bytearray()
     notes: list[Diagnostic] = []
+    unlisted: list[str] = []
     pending = [(str(root), "")]
     while pending:
         folder, prefix = pending.pop()
@@ -169,12 +171,15 @@ def list_folder(root: Path, globs: Iterable[str]) -> Listing:
                             stamps += stamp
         except OSError as exc:  # the folder as a whole: nothing of it is listed
             del notes[noted:], stamps[packed:]
-            notes.append(Diagnostic(prefix or ".", "(file)", "error", f"cannot list folder: {exc.strerror}"))
+            notes.append(Diagnostic(prefix or ".", "(file)", "error", f"cannot list folder: {exc.strerror}; "
+                                    "what it held before keeps publishing"))
+            unlisted.append(prefix)
             continue
         if len(names) > 1:
             folders.append("\0".join(names))  # NUL is in no file name
         pending.extend(subfolders)
-    return Listing(str(root), folders, stamps, sorted(notes, key=lambda d: (d.file, d.field, d.message)))
+    return Listing(str(root), folders, stamps, sorted(notes, key=lambda d: (d.file, d.field, d.message)),
+                   tuple(unlisted))
 
 
 def scan_folder(root: Path, globs: Iterable[str]) -> tuple[list[SeedFile], list[Diagnostic]]:

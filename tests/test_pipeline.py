@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from conftest import BUNDLED_SEEDS, FIXTURE_SEEDS, write_config
-from feeds import build_snapshot, load_config
+from feeds import Builder, build_snapshot, load_config
 from feeds.builder import check_files
 from feeds.entries import to_entry
 from feeds.records import SeedFile, read_record
@@ -305,4 +305,40 @@ def test_a_folder_that_fails_mid_listing_is_reported_and_left_out(tmp_path, monk
     listing = records.list_folder(tmp_path, ("*.txt",))
     assert [(f.rel, f.size) for f in listing.files()] == [("b/3.txt", 3)]
     assert len(listing) == 1
-    assert listing.notes == [Diagnostic("a/", "(file)", "error", "cannot list folder: Input/output error")]
+    assert listing.notes == [Diagnostic("a/", "(file)", "error", "cannot list folder: Input/output error; "
+                                                                   "what it held before keeps publishing")]
+    assert listing.unlisted == ("a/",)
+
+
+def test_seeds_in_a_folder_that_cannot_be_listed_keep_publishing(tmp_path, monkeypatch):
+    """A subfolder that cannot be listed for a while (an I/O error, a permission
+    change) is reported, and the entries it held keep publishing until it can be
+    listed again: a refresh never drops seeds it cannot see for that reason."""
+    import errno
+    import os
+
+    from feeds import records
+
+    seeds = tmp_path / "seeds"
+    for name, title in (("a/one.txt", "One"), ("b/two.txt", "Two")):
+        (seeds / name).parent.mkdir(parents=True, exist_ok=True)
+        (seeds / name).write_text(f'---\ntitle: "{title}"\npublishedDateTime: 2021-01-0{len(title)}T00:00:00Z\n'
+                                  f'originalUrl: "https://example.com/{title}"\n---\n', encoding="utf-8")
+    builder = Builder(load_config(write_config(tmp_path / "c.toml", seeds)))
+    assert sorted(e.title for e in builder.build().feeds["all"].entries) == ["One", "Two"]
+    real = os.scandir
+
+    def failing(path):
+        if path.endswith(f"{os.sep}a"):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real(path)
+
+    monkeypatch.setattr(records.os, "scandir", failing)
+    (seeds / "b" / "two.txt").write_text((seeds / "b" / "two.txt").read_text().replace("Two", "Too"))
+    during = builder.build()
+    assert sorted(e.title for e in during.feeds["all"].entries) == ["One", "Too"]
+    assert [d.file for d in during.diagnostics if d.severity == "error"] == ["a/"]
+    assert builder.last_report.removed == 0
+    monkeypatch.setattr(records.os, "scandir", real)
+    (seeds / "a" / "one.txt").unlink()  # gone for real: the next good listing drops it
+    assert [e.title for e in builder.build().feeds["all"].entries] == ["Too"]
