@@ -125,7 +125,10 @@ class Listing:
 
     def files(self) -> list[SeedFile]:
         """A `SeedFile` for each file, in the listing's order."""
-        rels = [prefix + name for folder in self.folders for prefix, *names in [folder.split("\0")] for name in names]
+        rels: list[str] = []
+        for folder in self.folders:
+            prefix, *names = folder.split("\0")
+            rels += [prefix + name for name in names]
         join = os.path.join
         return [SeedFile(rel, join(self.root, rel), *stamp) for rel, stamp in zip(rels, _STAMP.iter_unpack(self.stamps))]
 
@@ -165,7 +168,7 @@ def list_folder(root: Path, globs: Iterable[str]) -> Listing:
                         notes.append(Diagnostic(prefix + name, "(file)", "warning",
                                                 f"symlinked {kind} outside the seed folder not followed"))
                     elif matches(name):
-                        stamp = _stamp(item, prefix, notes)
+                        stamp = _packed_stamp(item, prefix, notes)
                         if stamp is not None:
                             names.append(name)
                             stamps += stamp
@@ -209,7 +212,7 @@ def _inside(path: str, root: Path) -> bool:
     return Path(path).resolve().is_relative_to(root)
 
 
-def _stamp(item: os.DirEntry, prefix: str, notes: list[Diagnostic]) -> bytes | None:
+def _packed_stamp(item: os.DirEntry, prefix: str, notes: list[Diagnostic]) -> bytes | None:
     """The file's stamp, packed; None (and a note) if it cannot be read as a seed."""
     try:
         st = item.stat()
@@ -222,7 +225,7 @@ def _stamp(item: os.DirEntry, prefix: str, notes: list[Diagnostic]) -> bytes | N
     try:
         return _STAMP.pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
     except struct.error:  # a time before 1678 or after 2262 in ns: wrapped, it still changes with the file
-        return _STAMP.pack(*(_wrapped(v) for v in (st.st_size, st.st_mtime_ns, st.st_ctime_ns)), st.st_ino % _2_64)
+        return _STAMP.pack(st.st_size, _wrapped(st.st_mtime_ns), _wrapped(st.st_ctime_ns), st.st_ino)
 
 
 def _wrapped(value: int) -> int:

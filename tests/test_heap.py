@@ -36,6 +36,13 @@ def test_freed_memory_between_live_objects_goes_back_to_the_system():
     assert all(len(doc) == 40_000 for doc in kept)
 
 
+def generated(tmp_path, count: int):
+    """`count` generated seed files and a config for them, state kept in tmp_path."""
+    seeds = generate_corpus(tmp_path / "seeds", count)
+    return seeds, load_config(write_config(tmp_path / "seedfeeds.toml", seeds,
+                                           extra=f'[state]\npath = "{tmp_path / "state"}"\n'))
+
+
 @pytest.fixture
 def collections(monkeypatch):
     """Collections of the cyclic collector that this thread sets off, counted from
@@ -68,9 +75,7 @@ def test_taking_in_a_rebuild_runs_no_collection_and_freezes_what_it_made(tmp_pat
     prepares its answers and swaps it in without the collector going over the new
     objects (at 10k seeds one pass held the GIL 40-50 ms); afterwards the collector
     is back on and those objects are out of its sight."""
-    seeds = generate_corpus(tmp_path / "seeds", 300)
-    config = load_config(write_config(tmp_path / "seedfeeds.toml", seeds,
-                                      extra=f'[state]\npath = "{tmp_path / "state"}"\n'))
+    _, config = generated(tmp_path, 300)
     child = BuilderProcess(config)
     take_in = BuilderProcess._take_in
 
@@ -96,9 +101,7 @@ def test_taking_in_a_rebuild_runs_no_collection_and_freezes_what_it_made(tmp_pat
 def test_installing_a_snapshot_made_elsewhere_runs_no_collection(tmp_path, collections):
     """The Redis mode's path: a fetched snapshot is installed (answers prepared, swapped in)
     with the collector paused, then frozen."""
-    seeds = generate_corpus(tmp_path / "seeds", 100)
-    config = load_config(write_config(tmp_path / "seedfeeds.toml", seeds,
-                                      extra=f'[state]\npath = "{tmp_path / "state"}"\n'))
+    _, config = generated(tmp_path, 100)
     made = Builder(config).build()
     service = Service(config)
     gc.collect()  # counts start from zero: the few objects made on the way into the pause cannot set one off
@@ -114,9 +117,7 @@ def test_a_limited_answer_does_not_keep_its_snapshot_alive_after_a_swap(tmp_path
     """`?limit=N` answers are cached for the snapshot they came from; a refresh drops
     them with it, so the old snapshot is freed by the swap (not kept until the next
     such request, and then freed in that request's time)."""
-    seeds = generate_corpus(tmp_path / "seeds", 30)
-    config = load_config(write_config(tmp_path / "seedfeeds.toml", seeds,
-                                      extra=f'[state]\npath = "{tmp_path / "state"}"\n'))
+    seeds, config = generated(tmp_path, 30)
     service = Service(config)
     assert service.refresh()
     old = service.snapshot

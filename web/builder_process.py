@@ -63,13 +63,12 @@ class BuilderProcess:
             if kind == "same":
                 self.last_report = payload
                 return self._mirror
-            if kind == "error":
-                raise RuntimeError(payload)
             with collector_paused():  # the rest comes at once: tens of thousands of objects
                 return self._take_in(kind, payload)
 
     def _take_in(self, kind: str, payload: Any) -> Snapshot:
-        """The mirror with a change set applied, from its first message to "done"."""
+        """The mirror with a change set applied, from its first message to "done"
+        (or the child's error, which it raises)."""
         documents: dict[str, Document] = {}
         feeds: dict[str, Feed] = {}
         entries: dict[str, Entry] | None = None  # by id: the mirror's, then the new ones
