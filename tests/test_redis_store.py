@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 
 from conftest import SEEDFEEDS, free_port, wait_for, write_config
+from web.redis_store import LEASE
 
 REDIS_SERVER = "/usr/bin/redis-server"
 SEED = "000_3416384145912650.txt"
@@ -152,6 +154,28 @@ def test_killed_builder_is_replaced_within_an_interval(pair, seed_dir):
     edit_seed(seed_dir, "Built By The Successor")
     wait_for(lambda: serves_title(survivor, "Built By The Successor"))
     wait_for(lambda: _refuses(builder), timeout=5)  # its orphaned worker stopped too: no one keeps the old lease
+
+
+def test_stopped_builder_hands_the_lease_back(start_server, tmp_path, seed_dir, redis_server):
+    """A builder stopped the normal way (SIGTERM, as in a rolling deploy) gives the lease
+    back as it exits: the other process takes over at its next tick, not when a
+    10-second lease runs out."""
+    config = write_config(tmp_path / "slow.toml", seed_dir, base_url="http://feeds.example", refresh_seconds=60,
+                          extra=f'[serve]\nsnapshot_store = "{redis_server.url}"\n')
+    servers = [start_server(config), start_server(config)]
+    [builder] = wait_for(lambda: builders(servers) if len(builders(servers)) == 1 else None, timeout=15)
+    [survivor] = [s for s in servers if s is not builder]
+    store = redis.Redis.from_url(redis_server.url)
+    holder = store.get(LEASE)
+    assert holder is not None and store.pttl(LEASE) > 5000  # a 10 s lease, renewed every 3.3 s
+    builder.stop()
+    assert builder.process.returncode == 0
+    stopped = time.monotonic()
+    assert store.get(LEASE) != holder  # released on the way out, not left to expire
+    assert "handed the lease back" in builder.logs()
+    wait_for(lambda: health(survivor)["builder"], timeout=8, interval=0.05)
+    assert time.monotonic() - stopped < 5.0  # the survivor's next tick (every 3.3 s), well inside the lease
+    store.close()
 
 
 def _refuses(server) -> bool:

@@ -39,6 +39,7 @@ from .refresh import Service
 
 log = logging.getLogger("seedfeeds")
 LEASE_MAX_SECONDS = 10
+WAIT_SLICE_SECONDS = 0.25  # the longest the replica thread sleeps without looking at `stop()`
 STARTUP_SECONDS = 60.0  # how long a new process waits for a first snapshot (built here, or by the builder)
 STORE_ERRORS = (redis.RedisError, StoreError)
 
@@ -126,6 +127,7 @@ class Replica:
             self.is_builder = False
             try:
                 self.store.release_lease()
+                log.info("builder: pid %d handed the lease back", os.getpid())
             except STORE_ERRORS:
                 pass  # it expires by itself
         self.service.stop_scheduler()
@@ -239,7 +241,8 @@ class Replica:
             try:
                 if self._pubsub is None:
                     self._pubsub = self.store.subscribe()
-                if self._pubsub.get_message(timeout=left) is not None:
+                # In slices, so that `stop()` (joining this thread) never waits a whole tick.
+                if self._pubsub.get_message(timeout=min(left, WAIT_SLICE_SECONDS)) is not None:
                     return
             except STORE_ERRORS:
                 self._drop_subscription()  # the next tick subscribes again

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing.util
 import os
 import signal
 import sys
@@ -35,10 +36,23 @@ def wsgi_app():
     # (its builder child sees its pipe close and exits too).
     graceful = signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        return create_app(start_scheduler=True, builder_process=True,
-                          access_log=os.environ.get(ACCESS_LOG_ENV) == "1")
+        app = create_app(start_scheduler=True, builder_process=True,
+                         access_log=os.environ.get(ACCESS_LOG_ENV) == "1")
     finally:
         signal.signal(signal.SIGTERM, graceful)
+    _leave_group_on_exit(app.extensions["seedfeeds"])
+    return app
+
+
+def _leave_group_on_exit(service) -> None:
+    """With a shared store, a worker that stops the normal way (SIGTERM, as in a
+    rolling deploy) hands the builder lease back as it exits, so another process
+    takes over at its next tick rather than when the lease runs out (up to 10 s
+    without a build). Granian's workers are multiprocessing children, which end
+    with os._exit: atexit hooks never run there, multiprocessing's finalizers do."""
+    replica = getattr(service, "replica", None)
+    if replica is not None:
+        multiprocessing.util.Finalize(replica, replica.stop, exitpriority=10)
 
 
 def _exit_with_parent(interval: float = 0.25) -> None:
