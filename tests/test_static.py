@@ -17,6 +17,9 @@ import pytest
 from bench_scripts import load_bench
 from conftest import SEEDFEEDS, free_port, http_get, wait_for
 from feeds import build_snapshot, load_config
+from feeds.catalog import KINDS
+from feeds.urls import FORMATS
+from web.cli import RENDER_SHARES
 
 NGINX = "/usr/sbin/nginx"
 NGINX_SITE = load_bench("nginx_site")  # the README's sample, as the benchmark runs it too
@@ -44,6 +47,15 @@ def test_build_writes_every_document_and_its_gzip(config_file, tmp_path):
         name = "index.html" if path == "/" else path[1:]
         assert (out / name).read_bytes() == doc.body
         assert gzip.decompress((out / (name + ".gz")).read_bytes()) == doc.body
+
+
+def test_render_shares_split_the_work_without_gap_or_overlap():
+    """The cold build's rendering children each take a share: every (format, feed
+    kind) is in exactly one share, and exactly one share renders "html", which is
+    the one that also writes the pages that are not feeds (index, OPML, icon)."""
+    rendered = sorted((fmt, kind) for share in RENDER_SHARES for fmt, kinds in share for kind in kinds)
+    assert rendered == sorted((fmt, kind) for fmt in (*FORMATS, "html") for kind in KINDS)
+    assert [any(fmt == "html" for fmt, _ in share) for share in RENDER_SHARES].count(True) == 1
 
 
 def test_rebuild_rewrites_only_changed_files(config_file, seed_dir, tmp_path):
