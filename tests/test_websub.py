@@ -35,7 +35,7 @@ from conftest import BUNDLED_SEEDS, free_port, wait_for, write_config
 from feeds import build_snapshot, load_config
 from web import create_app
 from web.refresh import Service
-from web.websub import Publisher
+from web.websub import ANNOUNCED_FILE, Publisher
 
 HUB_SCRIPT = Path(__file__).resolve().parent / "websub_hub.py"
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -387,6 +387,43 @@ def test_a_refresh_publishes_exactly_the_feeds_whose_bytes_changed(service_with_
     assert "https://feeds.example.org/feeds/topics/ai.atom" not in changed
     assert settled(service.publisher)["published"] == len(changed)
     assert sorted(s.form["hub.topic"][0] for s in hub.requests()) == sorted(changed)
+
+
+def test_a_restart_publishes_what_changed_while_the_service_was_down(tmp_path, seed_dir, recorder, caplog):
+    """The ETags last announced are kept in the state folder: the first build after a
+    restart publishes exactly the feeds that changed meanwhile; the very first run,
+    and a restart with nothing changed, publish nothing."""
+    hub = recorder()
+    config = load_config(write_config(tmp_path / "c.toml", seed_dir, base_url="https://feeds.example.org",
+                                      extra=hubs_toml(hub.url())))
+
+    def run_once() -> tuple[dict[str, bytes], int]:
+        """Start a service, build once, stop it: its feed bodies, and the pings it sent."""
+        service = Service(config)
+        try:
+            assert service.refresh()
+            return ({path: doc.body for path, doc in service.snapshot.documents.items()},
+                    settled(service.publisher)["published"])
+        finally:
+            service.publisher.close()
+
+    first, pinged = run_once()
+    assert pinged == 0 and (config.state_path / ANNOUNCED_FILE).is_file()
+    assert run_once()[1] == 0  # restarted, nothing changed
+    add_seed(seed_dir)  # while no service runs
+    after, pinged = run_once()
+    changed = sorted("https://feeds.example.org" + path for path, body in after.items()
+                     if path.startswith("/feeds/") and first.get(path) != body)
+    assert "https://feeds.example.org/feeds/topics/computer-vision.atom" in changed
+    assert pinged == len(changed)
+    assert sorted(s.form["hub.topic"][0] for s in hub.requests()) == changed
+    assert run_once()[1] == 0  # what that restart announced is remembered too
+    (config.state_path / ANNOUNCED_FILE).write_text("[not, an object", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="seedfeeds.websub"):
+        assert run_once()[1] == 0  # unreadable: nothing to compare with, said so, and written anew
+    assert "cannot read" in caplog.text
+    assert json.loads((config.state_path / ANNOUNCED_FILE).read_text(encoding="utf-8")) == {
+        path: doc.etag for path, doc in build_snapshot(config).documents.items() if path.startswith("/feeds/")}
 
 
 def test_a_hanging_hub_delays_no_refresh(tmp_path, seed_dir, recorder):

@@ -28,7 +28,7 @@ from .heap import out_of_collector_sight, release_in_slices, return_free_memory
 from .fastpath import Prepares
 from .reload import ConfigWatch, removed_feeds
 from .metrics import Metrics
-from .websub import Publisher, changed_feeds
+from .websub import ANNOUNCED_FILE, Announced, Publisher, changed_feeds, feed_etags
 
 log = logging.getLogger("seedfeeds")
 LIMITED_CACHE = 256
@@ -99,8 +99,8 @@ class Service:
         before = self.snapshot.documents if self.snapshot else {}
         snapshot = carry_last_modified(self.snapshot, fresh, datetime.fromtimestamp(now, timezone.utc))
         previous = self._serve(snapshot)
-        if self.publisher is not None and previous is not None:  # a first build has nothing to compare with
-            self._publish(changed_feeds(previous, snapshot))
+        if self.publisher is not None:
+            self._publish(snapshot, previous)
         changed = sum(1 for path, doc in snapshot.documents.items()
                       if path not in before or before[path].etag != doc.etag)
         removed = sum(1 for path in before if path not in snapshot.documents)
@@ -140,8 +140,15 @@ class Service:
         self.watch.forced = True
         threading.Thread(target=self.refresh, name="seedfeeds-reload", daemon=True).start()
 
-    def _publish(self, paths: list[str]) -> None:
-        """Queue a WebSub ping for each changed feed document (returns at once)."""
+    def _publish(self, snapshot: Snapshot, previous: Snapshot | None) -> None:
+        """Queue a WebSub ping for each feed document changed since `previous`, or,
+        on the first build, since the hubs were last told (returns at once)."""
+        announced = Announced(self.config.state_path / ANNOUNCED_FILE)
+        before = feed_etags(previous) if previous is not None else announced.load()
+        now = feed_etags(snapshot)
+        paths = changed_feeds(before, now) if before is not None else []  # first run ever: nothing to compare
+        if before != now:
+            announced.save(now)
         if not paths:
             return
         urls = Urls(self.config.base_url)

@@ -14,7 +14,9 @@ status, and counted for /healthz.
 from __future__ import annotations
 
 import heapq
+import json
 import logging
+import os
 import threading
 import time
 import urllib.error
@@ -22,7 +24,8 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from http.client import HTTPException
-from typing import Any, Callable, Iterable
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlencode
 
 from feeds.atom_rss import VERSION
@@ -34,17 +37,56 @@ TIMEOUT = 10.0  # seconds for one publish request
 ATTEMPTS = 4  # tries per (hub, topic), the first included
 BACKOFF = 2.0  # seconds before the first retry; doubled before each next one
 USER_AGENT = f"seedfeeds/{VERSION} (WebSub publisher)"
+ANNOUNCED_FILE = "websub-announced.json"  # in the state folder: see `Announced`
 RETRYABLE = frozenset({408, 429})  # besides 5xx: the hub may take the same request later
 
 # How a ping is sent: (hub, topic, timeout) -> HTTP status; raises OSError when no answer came.
 Send = Callable[[str, str, float], int]
 
 
-def changed_feeds(before: Snapshot, after: Snapshot) -> list[str]:
-    """URL paths of the feed documents of `after` whose bytes differ from `before`'s (new ones included)."""
-    old = before.documents
-    return [path for path, doc in after.documents.items()
-            if path.startswith("/feeds/") and (path not in old or old[path].etag != doc.etag)]
+def feed_etags(snapshot: Snapshot) -> dict[str, str]:
+    """URL path -> ETag of each feed document of `snapshot` (what hubs are told about)."""
+    return {path: doc.etag for path, doc in snapshot.documents.items() if path.startswith("/feeds/")}
+
+
+def changed_feeds(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    """URL paths in `after` whose ETag is not the one in `before` (each path -> ETag,
+    see `feed_etags`): changed feed documents, new ones included."""
+    return [path for path, etag in after.items() if before.get(path) != etag]
+
+
+class Announced:
+    """The ETag of each feed document as the hubs were last told about it, kept in a
+    small JSON file in the state folder: the first build after a restart then
+    publishes what changed while the service was down. A missing or unreadable
+    file means nothing to compare with (and a warning when it is unreadable)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict[str, str] | None:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("websub: cannot read %s (%s); the first build publishes nothing", self.path, exc)
+            return None
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            log.warning("websub: %s is not a JSON object of ETags; the first build publishes nothing", self.path)
+            return None
+        return data
+
+    def save(self, etags: Mapping[str, str]) -> None:
+        """Replace the file in one step (a crash leaves the old one or the new one)."""
+        staging = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            staging.write_text(json.dumps(etags, sort_keys=True, separators=(",", ":")), encoding="utf-8")
+            os.replace(staging, self.path)
+        except OSError as exc:
+            log.warning("websub: cannot write %s (%s); a restart may miss changes made meanwhile", self.path, exc)
+            staging.unlink(missing_ok=True)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
