@@ -143,6 +143,34 @@ class Builder:
         self._listed = listing.key()
         return snapshot
 
+    def forget_bodies(self) -> Snapshot | None:
+        """Drop the bytes of every feed document rendered so far, and return the
+        last snapshot with those documents as stubs (body and gzip body None).
+
+        For a builder whose documents are served by another process, which keeps
+        its own copy (`web.builder_process`): at 10,000 seeds that is ~370 MiB
+        it need not hold twice. What a build needs of an unchanged document is
+        the object itself (reused while its feed is unchanged, so that whoever
+        holds the previous snapshot sees the same object), never its bytes.
+        Every snapshot built after this holds the stubs where a feed did not
+        change: only documents that are not the previous snapshot's objects may
+        be read."""
+        stubs: dict[int, Document] = {}
+
+        def stub(doc: Document) -> Document:
+            if id(doc) not in stubs:
+                stubs[id(doc)] = replace(doc, body=None, gzip_body=None)
+            return stubs[id(doc)]
+
+        self._rendered = {path: (feed, stub(doc)) for path, (feed, doc) in self._rendered.items()}
+        if self._last is None:
+            return None
+        notes, snapshot = self._last
+        documents = {path: stubs.get(id(doc), doc) for path, doc in snapshot.documents.items()}
+        snapshot = replace(snapshot, documents=assemble_documents(documents, {}))
+        self._last = (notes, snapshot)
+        return snapshot
+
     def summarize(self) -> Snapshot:
         """A full scan and read, laid out as feeds: a snapshot holding every field
         but the feed documents, which `documents()` then renders one at a time

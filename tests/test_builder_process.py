@@ -71,6 +71,40 @@ def test_the_child_serves_what_an_in_process_build_makes_through_edits(tmp_path,
         child.close()
 
 
+def test_a_builder_that_forgot_its_bodies_still_makes_what_a_cold_build_makes(tmp_path, corpus):
+    """The child drops the bytes it has sent (`Builder.forget_bodies`): its later builds
+    still tell unchanged documents (the same stub objects, never sent again) from changed
+    ones, and every changed one has the bytes a cold build makes."""
+    def config(name: str):
+        return load_config(write_config(tmp_path / f"{name}.toml", corpus,
+                                        extra=f'[state]\npath = "{tmp_path / (name + "-state")}"\n'))
+
+    builder = Builder(config("warm"))
+    first = builder.build()
+    stubbed = builder.forget_bodies()
+    feed_paths = [path for path in stubbed.documents if path not in stubbed.pages]
+    assert feed_paths and all(stubbed.documents[p].body is None and stubbed.documents[p].gzip_body is None
+                              for p in feed_paths)
+    assert [d.etag for d in stubbed.documents.values()] == [d.etag for d in first.documents.values()]
+    assert all(stubbed.documents[p] is first.documents[p] for p in stubbed.pages)  # pages are not rendered feeds
+    assert builder.build() is stubbed  # nothing changed: the same snapshot object
+    del first
+
+    retitle(sorted(corpus.rglob("*.txt"))[0], "Edited")
+    second = builder.build()
+    cold = Builder(config("cold")).build()
+    assert list(second.documents) == list(cold.documents)
+    kept = [path for path, doc in second.documents.items() if doc is stubbed.documents[path]]
+    fresh = [path for path in second.documents if path not in kept]
+    assert fresh and any(b"Edited " in second.documents[p].body for p in fresh)
+    assert any(path in feed_paths for path in kept)  # feeds the edit did not touch: the stubs, not re-sent
+    for path in kept:
+        assert second.documents[path].etag == cold.documents[path].etag
+    for path in fresh:
+        doc, theirs = second.documents[path], cold.documents[path]
+        assert (doc.body, doc.gzip_body, doc.etag) == (theirs.body, theirs.gzip_body, theirs.etag), path
+
+
 def test_a_full_rebuild_reaches_the_serving_process_in_small_messages(tmp_path, corpus, monkeypatch):
     """Unpickling holds the serving process's GIL: no message may carry the whole snapshot."""
     local, child = builders(tmp_path, corpus)

@@ -159,8 +159,11 @@ def _serve_builds(config: Config, conn: Connection) -> None:
             conn.send(("same", builder.last_report))
             continue
         _send_changes(conn, sent, snapshot, builder.last_report)
-        sent = snapshot
-        return_free_memory()  # what the previous snapshot held
+        # The serving process holds the documents now; this one keeps stubs (what it
+        # compares next time is which objects changed, never their bytes).
+        sent = builder.forget_bodies()
+        del snapshot
+        return_free_memory()  # the bodies, and what the previous snapshot held
 
 
 def _yield_to_serving() -> None:
