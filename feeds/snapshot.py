@@ -32,7 +32,7 @@ HTML = "text/html; charset=utf-8"
 class Document:
     """One rendered representation, ready to send as is."""
 
-    body: bytes
+    body: bytes | None  # None where only the gzip body is kept (see `gzip_only`): read it with `plain_body`
     gzip_body: bytes
     media_type: str
     etag: str  # strong entity tag, unquoted; the gzip body has its own
@@ -80,6 +80,21 @@ def make_document(body: bytes, media_type: str, last_modified: datetime, immutab
         immutable=immutable,
         links=links,
     )
+
+
+def gzip_only(doc: Document) -> Document:
+    """`doc` without its plain body if it is a full archive page, else `doc` itself.
+
+    Full archive pages are most of a site's bytes (at 10,000 seeds, 215 of the
+    314 MiB of plain bodies), hardly ever fetched, and then nearly always with
+    gzip: a serving process keeps only their gzip body, and `plain_body`
+    inflates it, byte for byte, for the rare reader that asks without gzip."""
+    return replace(doc, body=None) if doc.immutable and doc.body is not None else doc
+
+
+def plain_body(doc: Document) -> bytes:
+    """The plain body, inflated from the gzip body where `gzip_only` dropped it."""
+    return doc.body if doc.body is not None else igzip.decompress(doc.gzip_body)
 
 
 def media_type(fmt: str) -> str:

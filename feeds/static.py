@@ -21,7 +21,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .snapshot import Document, Snapshot
+from .snapshot import Document, Snapshot, plain_body
 
 
 class SiteWriter:
@@ -50,7 +50,7 @@ class SiteWriter:
         if parent not in self._made:
             os.makedirs(parent, exist_ok=True)
             self._made.add(parent)
-        self._put(rel, target, doc.body)
+        self._put(rel, target, plain_body(doc))
         self._put(rel + ".gz", target + ".gz", doc.gzip_body)
 
     def _put(self, rel: str, target: str, data: bytes) -> None:

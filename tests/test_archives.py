@@ -11,6 +11,7 @@ import pytest
 from lxml import etree
 
 from conftest import free_port, wait_for, write_config
+from feeds import build_snapshot, load_config
 from test_validity import ATOM_SCHEMA
 
 SEED = '---\ntitle: "Story {n}"\npublishedDateTime: 2021-01-{n:02d}T00:00:00Z\noriginalUrl: "https://example.com/{n}"\ntopics: [Robots]\n---\n'
@@ -85,6 +86,22 @@ def test_full_pages_are_immutable_and_stay_put(server):
     assert server.get("/feeds/all/archive/1.atom")[2] == full[2]
     assert server.get("/feeds/all/archive/1.atom")[1]["ETag"] == full[1]["ETag"]
     assert _walk(server, "/feeds/all.atom")[1] == ["Story 6", "Story 5"]  # page 3 is now full
+
+
+@pytest.mark.parametrize("fmt", ["atom", "rss", "json"])
+def test_a_full_page_kept_gzipped_only_is_served_byte_for_byte_without_gzip(server, fmt):
+    """The server keeps full archive pages gzipped only; a reader asking without gzip
+    (GET or HEAD, fresh or revalidating) gets exactly a build's bytes and headers."""
+    path = f"/feeds/all/archive/1.{fmt}"
+    built = build_snapshot(load_config(server.config)).documents[path]
+    status, headers, body = server.get(path, {"Accept-Encoding": "identity"})
+    assert (status, body, headers["Content-Length"]) == (200, built.body, str(len(built.body)))
+    assert headers.get("Content-Encoding") is None and headers["ETag"] == f'"{built.etag}"'
+    status, headers, body = server.get(path, {"Accept-Encoding": "gzip"})
+    assert (status, body, headers["Content-Encoding"]) == (200, built.gzip_body, "gzip")
+    status, headers, body = server.get(path, {"Accept-Encoding": "identity"}, method="HEAD")
+    assert (status, body, headers["Content-Length"]) == (200, b"", str(len(built.body)))
+    assert server.get(path, {"If-None-Match": f'"{built.etag}"'})[0] == 304
 
 
 def test_archive_pages_are_valid_atom(tmp_path, server):

@@ -28,7 +28,7 @@ from feeds import Builder, Config
 from feeds.builder import BuildReport, collector_paused
 from feeds.catalog import Feed
 from feeds.entries import Entry
-from feeds.snapshot import Document, Snapshot
+from feeds.snapshot import Document, Snapshot, gzip_only
 
 from .heap import out_of_collector_sight, return_free_memory
 
@@ -208,8 +208,8 @@ def _send_changes(conn: Connection, before: Snapshot | None, after: Snapshot, re
     for path, doc in after.documents.items():
         if old_docs.get(path) is doc:
             continue
-        chunk[path] = doc
-        size += len(doc.body) + len(doc.gzip_body)
+        chunk[path] = doc = gzip_only(doc)  # the serving process keeps full archive pages gzipped only
+        size += len(doc.body or b"") + len(doc.gzip_body)
         if size >= CHUNK_BYTES:
             conn.send(("documents", chunk))
             chunk, size = {}, 0

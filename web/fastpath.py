@@ -34,7 +34,7 @@ class Prepared:
     route: str  # its class for /metrics: "feed" or "directory"
     etag: str
     gzip_etag: str
-    plain: tuple[str, list[tuple[str, str]], bytes]
+    plain: tuple[str, list[tuple[str, str]], bytes] | None  # None for a gzip-only document: Flask inflates it
     gzipped: tuple[str, list[tuple[str, str]], bytes]
     plain_304: tuple[str, list[tuple[str, str]], bytes]
     gzipped_304: tuple[str, list[tuple[str, str]], bytes]
@@ -51,7 +51,7 @@ def prepare(doc: Document, max_age: int, route: str) -> Prepared:
 
     return Prepared(
         document=doc, route=route, etag=quote_etag(doc.etag), gzip_etag=quote_etag(doc.gzip_etag),
-        plain=answer(False), gzipped=answer(True),
+        plain=answer(False) if doc.body is not None else None, gzipped=answer(True),
         plain_304=("304 Not Modified", _not_modified(doc, False, max_age), b""),
         gzipped_304=("304 Not Modified", _not_modified(doc, True, max_age), b""),
     )
@@ -109,7 +109,10 @@ class FastPath:
         elif "HTTP_IF_MODIFIED_SINCE" in environ:
             return self.app(environ, start_response)
         else:
-            status, headers, body = prepared.gzipped if gzipped else prepared.plain
+            answer = prepared.gzipped if gzipped else prepared.plain
+            if answer is None:  # a full archive page kept gzipped only, asked for without gzip
+                return self.app(environ, start_response)
+            status, headers, body = answer
         start_response(status, headers)
         if method == "HEAD":
             self.count(prepared.route, status, 0)

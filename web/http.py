@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Request, Response, request
 from werkzeug.http import http_date, parse_list_header, quote_etag
 
-from feeds.snapshot import Document
+from feeds.snapshot import Document, plain_body
 
 
 # A full archive page (RFC 5005) does not change: a year, and no revalidation.
@@ -53,7 +53,7 @@ def send_document(doc: Document, max_age: int) -> Response:
         return Response(status=304, headers=headers)
     if gzipped:
         headers["Content-Encoding"] = "gzip"
-    body = doc.gzip_body if gzipped else doc.body
+    body = doc.gzip_body if gzipped else plain_body(doc)
     return Response(body, headers=headers, content_type=doc.media_type)
 
 
@@ -76,5 +76,5 @@ def send_delta(doc: Document) -> Response:
     }
     if gzipped:
         headers["Content-Encoding"] = "gzip"
-    return Response(doc.gzip_body if gzipped else doc.body, status=226, headers=headers,
+    return Response(doc.gzip_body if gzipped else plain_body(doc), status=226, headers=headers,
                     content_type=doc.media_type)

@@ -37,7 +37,7 @@ from redis.retry import Retry
 from feeds.catalog import Feed
 from feeds.codec import (CodecError, DocumentInfo, Manifest, decode_feed, decode_manifest, digest, encode_feed,
                          encode_manifest, manifest_of)
-from feeds.snapshot import Document, Snapshot
+from feeds.snapshot import Document, Snapshot, gzip_only, plain_body
 
 PREFIX = "seedfeeds:"
 LEASE, MANIFEST, VERSION = PREFIX + "lease", PREFIX + "manifest", PREFIX + "version"
@@ -149,7 +149,7 @@ class RedisStore:
         """Every blob key of `snapshot`, with how to make its value (made only if missing)."""
         blobs: dict[str, Callable[[], bytes]] = {}
         for doc in snapshot.documents.values():
-            blobs[_doc_key(doc.etag)] = lambda doc=doc: doc.body
+            blobs[_doc_key(doc.etag)] = lambda doc=doc: plain_body(doc)
             blobs[_doc_key(doc.gzip_etag)] = lambda doc=doc: doc.gzip_body
         for key, feed in snapshot.feeds.items():
             blobs[_feed_key(self._digests[key][1])] = lambda feed=feed: encode_feed(feed)
@@ -227,8 +227,8 @@ class RedisStore:
         for path, info in infos.items():
             doc = by_etag.get(info.etag)
             if doc is None:
-                doc = Document(*fetched[info.etag], info.media_type, info.etag, info.gzip_etag, info.last_modified,
-                               info.immutable, info.links)
+                doc = gzip_only(Document(*fetched[info.etag], info.media_type, info.etag, info.gzip_etag,
+                                         info.last_modified, info.immutable, info.links))
             elif (doc.media_type, doc.gzip_etag, doc.last_modified, doc.immutable, doc.links) != (
                     info.media_type, info.gzip_etag, info.last_modified, info.immutable, info.links):
                 doc = replace(doc, media_type=info.media_type, gzip_etag=info.gzip_etag,
