@@ -20,6 +20,7 @@ import pytest
 import redis
 
 from conftest import SEEDFEEDS, free_port, wait_for, write_config
+from feeds import build_snapshot, load_config
 from web.redis_store import LEASE
 
 REDIS_SERVER = "/usr/bin/redis-server"
@@ -137,6 +138,28 @@ def test_seed_change_reaches_every_process_with_the_same_bytes(pair, seed_dir):
     etag = first["/feeds/all.atom", "identity"][2]
     for server in pair:  # a validator from one process is good at the other
         assert server.get("/feeds/all.atom", {"If-None-Match": etag})[0] == 304
+
+
+def test_archive_pages_reach_every_process_byte_for_byte(start_server, tmp_path, redis_server):
+    """Full archive pages, kept gzipped only by whoever serves them, travel through
+    Redis and are answered by every process with a build's bytes, with or without gzip."""
+    seeds = tmp_path / "archived"
+    seeds.mkdir()
+    for n in range(1, 8):
+        (seeds / f"story-{n}.md").write_text(
+            f'---\ntitle: "Story {n}"\npublishedDateTime: 2021-01-0{n}T00:00:00Z\n'
+            f'originalUrl: "https://example.com/{n}"\n---\n', encoding="utf-8")
+    config = write_config(tmp_path / "archived.toml", seeds, base_url="http://feeds.example", refresh_seconds=1,
+                          feeds_extra="entries_per_feed = 2",
+                          extra=f'[serve]\nsnapshot_store = "{redis_server.url}"\n')
+    servers = [start_server(config), start_server(config)]
+    wait_for(lambda: len(builders(servers)) == 1)
+    built = build_snapshot(load_config(config)).documents["/feeds/all/archive/1.atom"]
+    assert built.immutable
+    for server in servers:
+        wait_for(lambda: server.get("/feeds/all/archive/1.atom")[0] == 200)
+        assert server.get("/feeds/all/archive/1.atom", {"Accept-Encoding": "identity"})[2] == built.body
+        assert server.get("/feeds/all/archive/1.atom", {"Accept-Encoding": "gzip"})[2] == built.gzip_body
 
 
 def test_killed_builder_is_replaced_within_an_interval(pair, seed_dir):
