@@ -181,10 +181,7 @@ def with_busy_loop(run, work: Path):
     """`run()` while another process spins at SCHED_IDLE on one CPU, as the builder child
     runs: what any concurrent CPU work costs the server on this machine, however politely
     scheduled (the floor for figure 5)."""
-    spin = ("import os\nos.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\n"
-            "cpus = sorted(os.sched_getaffinity(0))\n"
-            "if len(cpus) > 1: os.sched_setaffinity(0, {cpus[-1]})\n"
-            "while True: pass")
+    spin = "from web.builder_process import _yield_to_serving\n_yield_to_serving()\nwhile True: pass"
     process = start([sys.executable, "-c", spin], work / "busy-loop.log")
     try:
         return run()

@@ -155,14 +155,8 @@ class Builder:
         Every snapshot built after this holds the stubs where a feed did not
         change: only documents that are not the previous snapshot's objects may
         be read."""
-        stubs: dict[int, Document] = {}
-
-        def stub(doc: Document) -> Document:
-            if id(doc) not in stubs:
-                stubs[id(doc)] = replace(doc, body=None, gzip_body=None)
-            return stubs[id(doc)]
-
-        self._rendered = {path: (feed, stub(doc)) for path, (feed, doc) in self._rendered.items()}
+        stubs = {id(doc): replace(doc, body=None, gzip_body=None) for _, doc in self._rendered.values()}
+        self._rendered = {path: (feed, stubs[id(doc)]) for path, (feed, doc) in self._rendered.items()}
         if self._last is None:
             return None
         notes, snapshot = self._last
@@ -261,8 +255,7 @@ class Builder:
         """A `_Read` per file: the known one if its stamp is unchanged, else a fresh read;
         and the known ones of files in folders that could not be listed this time."""
         known = {seed.rel: self._reads.get(seed.rel) for seed in files}
-        kept = {rel: read for rel, read in self._reads.items() if rel.startswith(unlisted) and rel not in known} \
-            if unlisted else {}
+        kept = {rel: read for rel, read in self._reads.items() if rel.startswith(unlisted) and rel not in known}
         todo = [seed for seed in files if known[seed.rel] is None or known[seed.rel].stamp != _stamp(seed)]
         self.last_report = BuildReport(files=len(files), read=len(todo),
                                        removed=len(self._reads.keys() - known.keys() - kept.keys()))

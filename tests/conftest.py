@@ -47,6 +47,17 @@ def wait_for(predicate: Callable[[], object], timeout: float = 15.0, interval: f
         time.sleep(interval)
 
 
+STORY = ('---\ntitle: "Story {n}"\npublishedDateTime: 2021-01-{n:02d}T00:00:00Z\n'
+         'originalUrl: "https://example.com/{n}"\ntopics: [Robots]\n---\n')
+
+
+def write_stories(folder: Path, numbers) -> None:
+    """Minimal seeds "Story N", dated January N, 2021, in `folder`: enough of them fill archive pages."""
+    folder.mkdir(exist_ok=True)
+    for n in numbers:
+        (folder / f"story-{n}.md").write_text(STORY.format(n=n), encoding="utf-8")
+
+
 def write_config(path: Path, seeds: Path, *, base_url: str = "http://127.0.0.1:8000",
                  refresh_seconds: int = 60, extra: str = "", feeds_extra: str = "",
                  seeds_extra: str = "") -> Path:

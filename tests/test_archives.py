@@ -10,24 +10,17 @@ import feedparser
 import pytest
 from lxml import etree
 
-from conftest import free_port, wait_for, write_config
+from conftest import free_port, wait_for, write_config, write_stories
 from feeds import build_snapshot, load_config
 from test_validity import ATOM_SCHEMA
 
-SEED = '---\ntitle: "Story {n}"\npublishedDateTime: 2021-01-{n:02d}T00:00:00Z\noriginalUrl: "https://example.com/{n}"\ntopics: [Robots]\n---\n'
 HISTORY = "{http://purl.org/syndication/history/1.0}archive"
-
-
-def _seeds(folder, numbers):
-    folder.mkdir(exist_ok=True)
-    for n in numbers:
-        (folder / f"story-{n}.md").write_text(SEED.format(n=n), encoding="utf-8")
 
 
 @pytest.fixture
 def server(tmp_path, start_server):
     seeds = tmp_path / "seeds"
-    _seeds(seeds, range(1, 8))
+    write_stories(seeds, range(1, 8))
     port = free_port()
     config = write_config(tmp_path / "c.toml", seeds, base_url=f"http://127.0.0.1:{port}", refresh_seconds=1,
                           feeds_extra="entries_per_feed = 2")
@@ -81,7 +74,7 @@ def test_full_pages_are_immutable_and_stay_put(server):
     full, partial = server.get("/feeds/all/archive/1.atom"), server.get("/feeds/all/archive/3.atom")
     assert full[1]["Cache-Control"] == "public, max-age=31536000, immutable"
     assert partial[1]["Cache-Control"] == "public, max-age=1"
-    _seeds(server.config.parent / "seeds", [8])
+    write_stories(server.config.parent / "seeds", [8])
     wait_for(lambda: b"Story 8" in server.get("/feeds/all.atom")[2])
     assert server.get("/feeds/all/archive/1.atom")[2] == full[2]
     assert server.get("/feeds/all/archive/1.atom")[1]["ETag"] == full[1]["ETag"]

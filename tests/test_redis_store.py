@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from conftest import SEEDFEEDS, free_port, wait_for, write_config
+from conftest import SEEDFEEDS, free_port, wait_for, write_config, write_stories
 from feeds import build_snapshot, load_config
 from web.redis_store import LEASE
 
@@ -144,11 +144,7 @@ def test_archive_pages_reach_every_process_byte_for_byte(start_server, tmp_path,
     """Full archive pages, kept gzipped only by whoever serves them, travel through
     Redis and are answered by every process with a build's bytes, with or without gzip."""
     seeds = tmp_path / "archived"
-    seeds.mkdir()
-    for n in range(1, 8):
-        (seeds / f"story-{n}.md").write_text(
-            f'---\ntitle: "Story {n}"\npublishedDateTime: 2021-01-0{n}T00:00:00Z\n'
-            f'originalUrl: "https://example.com/{n}"\n---\n', encoding="utf-8")
+    write_stories(seeds, range(1, 8))
     config = write_config(tmp_path / "archived.toml", seeds, base_url="http://feeds.example", refresh_seconds=1,
                           feeds_extra="entries_per_feed = 2",
                           extra=f'[serve]\nsnapshot_store = "{redis_server.url}"\n')

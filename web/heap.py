@@ -54,4 +54,3 @@ def release_in_slices(doomed: list, size: int = 256) -> None:
     its own references before the call."""
     while doomed:
         del doomed[-size:]
-

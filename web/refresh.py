@@ -96,9 +96,9 @@ class Service:
         """Date and serve a new snapshot; how many documents' bytes changed (or
         are new), and how many are gone."""
         self._built = fresh
-        before = self.snapshot.documents if self.snapshot else {}
         snapshot = carry_last_modified(self.snapshot, fresh, datetime.fromtimestamp(now, timezone.utc))
         previous = self._serve(snapshot)
+        before = previous.documents if previous else {}
         if self.publisher is not None:
             self._publish(snapshot, previous)
         changed = sum(1 for path, doc in snapshot.documents.items()
