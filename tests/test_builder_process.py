@@ -4,8 +4,13 @@ must never take CPU from the process answering requests."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import signal
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -166,3 +171,109 @@ def test_the_serving_worker_hands_the_gil_over_within_half_a_millisecond(tmp_pat
     assert done.returncode == 0, done.stderr
     assert float(done.stdout.split()[-1]) == pytest.approx(0.0005)
     assert sys.getswitchinterval() == pytest.approx(0.005)  # this process is left alone
+
+
+def state_of(pid: int) -> str:
+    """The process's state letter (R running, S sleeping, T stopped...), or "" once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+    return found
+
+
+def states_while(pid: int, work):
+    """`work()`'s result, and the states of process `pid` sampled every 2 ms meanwhile."""
+    samples: list[str] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            samples.append(state_of(pid))
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        return work(), samples
+    finally:
+        done.set()
+        sampler.join()
+
+
+@contextmanager
+def busy_serving_process():
+    """This process (the builder's parent) busy on another CPU, as a server answering
+    requests is: hashing releases the GIL, so the test's own threads still run."""
+    stop = threading.Event()
+    data = os.urandom(1 << 22)
+
+    def burn() -> None:
+        while not stop.is_set():
+            hashlib.sha256(data).digest()
+
+    burner = threading.Thread(target=burn)
+    burner.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        burner.join()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the server and the builder need a CPU each")
+def test_the_builder_runs_in_short_slices_only_while_its_server_is_busy(tmp_path, corpus):
+    """A quiet server: the builder is never stopped. A busy one: the pacer stops it
+    8 ms in every 10 while it builds, and the build still makes the same bytes."""
+    local, child = builders(tmp_path, corpus)
+    try:
+        built, quiet = states_while(child.pid, child.build)
+        assert_same(local.build(), built)
+        assert "T" not in quiet and "R" in quiet
+        [pacer] = children_of(child.pid)
+        assert os.sched_getscheduler(pacer) != os.SCHED_IDLE  # it must run on time to stop the builder
+
+        for path in sorted(corpus.rglob("*.txt")):
+            retitle(path, "Revised")
+        with busy_serving_process():
+            built, busy = states_while(child.pid, child.build)
+        assert_same(local.build(), built)
+        stopped = busy.count("T") / len(busy)
+        assert stopped > 0.5, f"stopped in {stopped:.0%} of {len(busy)} samples"
+        assert state_of(child.pid) != "T"  # left running, waiting for the next build
+    finally:
+        child.close()
+    deadline = time.monotonic() + 2
+    while state_of(pacer) not in ("", "Z") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert state_of(pacer) in ("", "Z")  # the pacer ends with its builder
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the server and the builder need a CPU each")
+def test_a_stopped_pacer_leaves_its_builder_running(tmp_path, corpus):
+    """SIGTERM to the pacer in the middle of a paced build: the build goes on to the end."""
+    local, child = builders(tmp_path, corpus)
+    try:
+        child.build()
+        [pacer] = children_of(child.pid)
+        for path in sorted(corpus.rglob("*.txt")):
+            retitle(path, "Revised")
+        with busy_serving_process():
+            threading.Timer(0.3, os.kill, (pacer, signal.SIGTERM)).start()
+            built, states = states_while(child.pid, child.build)
+        assert "T" in states  # it was paced before the pacer went
+        assert_same(local.build(), built)
+        assert state_of(pacer) in ("", "Z")
+        assert state_of(child.pid) not in ("T", "")
+    finally:
+        child.close()

@@ -31,6 +31,7 @@ from feeds.entries import Entry
 from feeds.snapshot import Document, Snapshot, gzip_only
 
 from .heap import out_of_collector_sight, return_free_memory
+from .pacing import start_pacer
 
 CHUNK_BYTES = 1 << 18  # documents per message: a quarter MiB, so unpickling never holds the GIL long
 CHUNK_ENTRIES = 64  # entries per message (about a millisecond to unpickle)
@@ -136,7 +137,8 @@ def _entries_of(feeds: Iterable[Feed]) -> dict[str, Entry]:
 
 def _serve_builds(config: Config, conn: Connection) -> None:
     """The child: build on request, answer with what changed; exit when the parent goes."""
-    _yield_to_serving()  # first: threads started after inherit it
+    start_pacer(os.getpid(), serving=os.getppid())  # while this process has no other thread
+    _yield_to_serving()  # then: threads started after inherit it
     _exit_with(os.getppid())
     builder = Builder(config)
     sent: Snapshot | None = None
@@ -177,7 +179,8 @@ def _yield_to_serving() -> None:
     server, on these 2-vCPU machines: free to move between CPUs it costs p99 3.9-4.5x
     under wrk's full load and 7-9x under a steady 3,700 requests/s; kept on one CPU,
     1.4-2.4x and 1.5x. SCHED_IDLE still gets a small share of a saturated CPU, so
-    refreshes slow down under load but never stop."""
+    refreshes slow down under load but never stop. What is left of that cost, the
+    pacer takes away (`web.pacing`)."""
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):
