@@ -31,7 +31,7 @@ from feeds.entries import Entry
 from feeds.snapshot import Document, Snapshot, gzip_only
 
 from .heap import out_of_collector_sight, return_free_memory
-from .pacing import start_pacer
+from .pacing import Pacer
 
 CHUNK_BYTES = 1 << 18  # documents per message: a quarter MiB, so unpickling never holds the GIL long
 CHUNK_ENTRIES = 64  # entries per message (about a millisecond to unpickle)
@@ -137,7 +137,7 @@ def _entries_of(feeds: Iterable[Feed]) -> dict[str, Entry]:
 
 def _serve_builds(config: Config, conn: Connection) -> None:
     """The child: build on request, answer with what changed; exit when the parent goes."""
-    start_pacer(os.getpid(), serving=os.getppid())  # while this process has no other thread
+    pacer = Pacer(serving=os.getppid())  # while this process has no other thread
     _yield_to_serving()  # then: threads started after inherit it
     _exit_with(os.getppid())
     builder = Builder(config)
@@ -153,7 +153,8 @@ def _serve_builds(config: Config, conn: Connection) -> None:
         if request != "build":
             return
         try:
-            snapshot = builder.build()
+            with pacer.building():
+                snapshot = builder.build()
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which keeps its snapshot
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
             continue

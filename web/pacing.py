@@ -9,13 +9,13 @@ idle time: the same busy loop stopped for 8 ms out of every 10 costs 1.6x, and
 10,000 seeds paced 2 ms in 10 from outside: p99 1.04-1.43x idle against
 1.75-2.56x unpaced, the rebuild taking 121 s under that load instead of 35 s).
 
-So a small pacer process watches the builder and the process it builds for.
-While both are using CPU (the builder is building, the server is answering
-requests), the pacer stops the builder with SIGSTOP and lets it go on with
-SIGCONT: it runs RUN_SECONDS in every RUN_SECONDS + REST_SECONDS. When the
-server is quiet (or the builder is waiting for work) nothing is paced, so a
-rebuild on a quiet server runs at full speed and only a busy server gets a
-slower rebuild.
+So a small pacer process watches the process the builder builds for. While
+the builder is building (a flag in memory they share) and the server is busy
+answering requests, the pacer stops the builder with SIGSTOP and lets it go on
+with SIGCONT: it runs RUN_SECONDS in every RUN_SECONDS + REST_SECONDS. When
+the server is quiet, or the builder is sending a result or waiting for work,
+nothing is paced: a rebuild on a quiet server runs at full speed, and only a
+busy server gets a slower rebuild.
 
 The pacer is forked by the builder child before it does anything else, so it
 holds next to nothing of its own; it leaves the builder running whenever it
@@ -25,16 +25,17 @@ stops (SIGTERM, an error), and exits as soon as the builder is gone.
 from __future__ import annotations
 
 import ctypes
+import mmap
 import os
 import signal
 import time
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 RUN_SECONDS = 0.002  # the builder runs this long at a time while the server is busy...
 REST_SECONDS = 0.008  # ...then rests this long (idle time is what the server needs)
-LOOK_SECONDS = 0.05  # how often the two processes' CPU time is looked at
+LOOK_SECONDS = 0.05  # how often the server's CPU time is looked at
 BUSY_SHARE = 0.10  # the server is busy above this share of one CPU over a look
-WORKING_SHARE = 0.01  # the builder is building above this share (it is paced to 0.2)
 
 
 def cpu_clock(pid: int) -> Callable[[], float] | None:
@@ -50,26 +51,41 @@ def cpu_clock(pid: int) -> Callable[[], float] | None:
     return lambda: time.clock_gettime(clock.value)
 
 
-def start_pacer(builder: int, serving: int) -> int | None:
-    """Fork the pacer of `builder` (the calling process) on behalf of `serving`;
-    its pid, or None where CPU clocks cannot be read. Call it while the caller
-    has no other thread."""
-    builder_cpu, serving_cpu = cpu_clock(builder), cpu_clock(serving)
-    if builder_cpu is None or serving_cpu is None:
-        return None
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 1
-    try:
-        _close_inherited_fds()
-        pace(builder, builder_cpu, serving_cpu)
-        code = 0
-    finally:
-        os._exit(code)
+class Pacer:
+    """The pacer of the calling process (the builder), on behalf of `serving`.
+    Create it while the caller has no other thread (it forks); where CPU clocks
+    cannot be read there is no pacer process, and nothing is paced."""
+
+    def __init__(self, serving: int) -> None:
+        self._building = mmap.mmap(-1, 1)  # shared with the pacer: 1 while a build runs
+        self.pid: int | None = None
+        builder, serving_cpu = os.getpid(), cpu_clock(serving)
+        if serving_cpu is None:
+            return
+        pid = os.fork()
+        if pid:
+            self.pid = pid
+            return
+        code = 1
+        try:
+            _close_inherited_fds()
+            _pace(builder, self._building, serving_cpu)
+            code = 0
+        finally:
+            os._exit(code)
+
+    @contextmanager
+    def building(self) -> Iterator[None]:
+        """Paced in here while the server is busy. Sending the result is not: the
+        server is busy then taking it in, and would slow its own start-up."""
+        self._building[0] = 1
+        try:
+            yield
+        finally:
+            self._building[0] = 0
 
 
-def pace(builder: int, builder_cpu: Callable[[], float], serving_cpu: Callable[[], float]) -> None:
+def _pace(builder: int, building: mmap.mmap, serving_cpu: Callable[[], float]) -> None:
     """The pacer's loop, until `builder` (its parent) is gone."""
     stopped = False
 
@@ -81,37 +97,27 @@ def pace(builder: int, builder_cpu: Callable[[], float], serving_cpu: Callable[[
     signal.signal(signal.SIGTERM, go_on)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a ^C in the terminal is for the server to handle
     try:
-        looked, busy = _look(builder_cpu, serving_cpu), False
+        looked, busy = (time.monotonic(), serving_cpu()), False
         while os.getppid() == builder:
             if not busy:
                 time.sleep(LOOK_SECONDS)
             else:
                 end = time.monotonic() + LOOK_SECONDS
-                while time.monotonic() < end:
+                while building[0] and time.monotonic() < end:
                     stopped = True  # first: a SIGTERM between these two lines still lets it go on
                     _signal(builder, signal.SIGSTOP)
                     time.sleep(REST_SECONDS)
                     _signal(builder, signal.SIGCONT)
                     stopped = False
                     time.sleep(RUN_SECONDS)
-            now = _look(builder_cpu, serving_cpu)
-            busy = _busy(looked, now)
+            now = (time.monotonic(), serving_cpu())
+            busy = building[0] == 1 and now[1] - looked[1] > BUSY_SHARE * (now[0] - looked[0])
             looked = now
     except OSError:  # the clock of a process that has just ended
         pass
     finally:
         if stopped:
             _signal(builder, signal.SIGCONT)
-
-
-def _look(builder_cpu: Callable[[], float], serving_cpu: Callable[[], float]) -> tuple[float, float, float]:
-    return time.monotonic(), builder_cpu(), serving_cpu()
-
-
-def _busy(before: tuple[float, float, float], now: tuple[float, float, float]) -> bool:
-    """Whether, between two looks, the builder was building and the server busy."""
-    wall = now[0] - before[0]
-    return now[1] - before[1] > WORKING_SHARE * wall and now[2] - before[2] > BUSY_SHARE * wall
 
 
 def _signal(pid: int, signum: int) -> bool:
