@@ -120,22 +120,18 @@ def _pace(builder: int, building: mmap.mmap, serving_cpu: Callable[[], float]) -
             _signal(builder, signal.SIGCONT)
 
 
-def _signal(pid: int, signum: int) -> bool:
+def _signal(pid: int, signum: int) -> None:
     try:
         os.kill(pid, signum)
-    except ProcessLookupError:
-        return False
-    return True
+    except ProcessLookupError:  # the builder has just ended
+        pass
 
 
 def _close_inherited_fds() -> None:
     """The pacer holds none of the builder's pipes open: the serving process must
     see the builder's end close when the builder ends."""
-    os.closerange(3, _fd_limit())
-
-
-def _fd_limit() -> int:
     try:
-        return os.sysconf("SC_OPEN_MAX")
+        limit = os.sysconf("SC_OPEN_MAX")
     except (ValueError, OSError):
-        return 1024
+        limit = 1024
+    os.closerange(3, limit)
