@@ -17,17 +17,22 @@ the server is quiet, or the builder is sending a result or waiting for work,
 nothing is paced: a rebuild on a quiet server runs at full speed, and only a
 busy server gets a slower rebuild.
 
-The pacer is forked by the builder child before it does anything else, so it
-holds next to nothing of its own; it leaves the builder running whenever it
-stops (SIGTERM, an error), and exits as soon as the builder is gone.
+The builder child starts the pacer before it does anything else, as a Python
+of its own with no site packages: 7 MiB PSS, 3 MiB less in all than a fork of
+the builder, which kept the builder's pages from before the fork. It leaves the
+builder running whenever it stops (SIGTERM, an error), and exits as soon as the
+builder is gone.
 """
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import mmap
 import os
 import signal
+import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -52,27 +57,27 @@ def cpu_clock(pid: int) -> Callable[[], float] | None:
 
 
 class Pacer:
-    """The pacer of the calling process (the builder), on behalf of `serving`.
-    Create it while the caller has no other thread (it forks); where CPU clocks
-    cannot be read there is no pacer process, and nothing is paced."""
+    """The pacer of the calling process (the builder), on behalf of `serving`:
+    a small Python process of its own (no site packages, nothing of the
+    builder's heap). Where that cannot be had (no memfd, no CPU clocks: not
+    Linux), there is no pacer process and nothing is paced."""
 
     def __init__(self, serving: int) -> None:
-        self._building = mmap.mmap(-1, 1)  # shared with the pacer: 1 while a build runs
         self.pid: int | None = None
-        builder, serving_cpu = os.getpid(), cpu_clock(serving)
-        if serving_cpu is None:
-            return
-        pid = os.fork()
-        if pid:
-            self.pid = pid
-            return
-        code = 1
         try:
-            _close_inherited_fds()
-            _pace(builder, self._building, serving_cpu)
-            code = 0
+            fd = os.memfd_create("seedfeeds-pacer")
+        except (AttributeError, OSError):
+            self._building = bytearray(1)  # nobody reads it
+            return
+        try:
+            os.ftruncate(fd, 1)
+            self._building = mmap.mmap(fd, 1)  # shared with the pacer: 1 while a build runs
+            if cpu_clock(serving) is not None:
+                argv = [sys.executable, "-I", "-S", __file__, str(os.getpid()), str(serving), str(fd)]
+                self._process = subprocess.Popen(argv, pass_fds=(fd,), stdin=subprocess.DEVNULL)
+                self.pid = self._process.pid
         finally:
-            os._exit(code)
+            os.close(fd)
 
     @contextmanager
     def building(self) -> Iterator[None]:
@@ -127,11 +132,9 @@ def _signal(pid: int, signum: int) -> None:
         pass
 
 
-def _close_inherited_fds() -> None:
-    """The pacer holds none of the builder's pipes open: the serving process must
-    see the builder's end close when the builder ends."""
-    try:
-        limit = os.sysconf("SC_OPEN_MAX")
-    except (ValueError, OSError):
-        limit = 1024
-    os.closerange(3, limit)
+if __name__ == "__main__":  # the pacer: builder pid, serving pid, the flag's file descriptor
+    gc.disable()  # its loop makes no reference cycles
+    _builder, _serving, _fd = map(int, sys.argv[1:4])
+    _clock = cpu_clock(_serving)
+    if _clock is not None:
+        _pace(_builder, mmap.mmap(_fd, 1), _clock)
