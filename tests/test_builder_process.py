@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench_scripts import generate_corpus
+from bench_scripts import generate_corpus, load_bench
 from conftest import write_config
 from feeds import Builder, load_config
 from feeds.snapshot import plain_body
@@ -181,17 +181,6 @@ def state_of(pid: int) -> str:
         return ""
 
 
-def children_of(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
-        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
-            continue
-    return found
-
-
 def states_while(pid: int, work):
     """`work()`'s result, and the states of process `pid` sampled every 2 ms meanwhile."""
     samples: list[str] = []
@@ -240,7 +229,7 @@ def test_the_builder_runs_in_short_slices_only_while_its_server_is_busy(tmp_path
         built, quiet = states_while(child.pid, child.build)
         assert_same(local.build(), built)
         assert "T" not in quiet and "R" in quiet
-        [pacer] = children_of(child.pid)
+        [pacer] = load_bench("procs").children(child.pid)
         assert os.sched_getscheduler(pacer) != os.SCHED_IDLE  # it must run on time to stop the builder
 
         for path in sorted(corpus.rglob("*.txt")):
@@ -265,7 +254,7 @@ def test_a_stopped_pacer_leaves_its_builder_running(tmp_path, corpus):
     local, child = builders(tmp_path, corpus)
     try:
         child.build()
-        [pacer] = children_of(child.pid)
+        [pacer] = load_bench("procs").children(child.pid)
         for path in sorted(corpus.rglob("*.txt")):
             retitle(path, "Revised")
         with busy_serving_process():

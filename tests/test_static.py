@@ -212,8 +212,7 @@ def test_a_failing_render_child_fails_the_build_and_leaves_no_process(config_fil
 
 def children() -> set[int]:
     """This process's children, zombies included (listed until reaped)."""
-    return {int(pid) for task in Path(f"/proc/{os.getpid()}/task").iterdir()
-            for pid in (task / "children").read_text().split()}
+    return set(load_bench("procs").children(os.getpid()))
 
 
 @pytest.mark.parametrize("path", ["/../escaped.atom", "/feeds/../../escaped.atom", "/feeds/a/../../../escaped.atom"])

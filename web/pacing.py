@@ -65,7 +65,7 @@ class Pacer:
     Linux), there is no pacer process and nothing is paced."""
 
     def __init__(self, serving: int) -> None:
-        self.pid: int | None = None
+        self._process: subprocess.Popen | None = None  # held: a Popen dropped while its process runs warns
         try:
             fd = os.memfd_create("seedfeeds-pacer")
         except (AttributeError, OSError):
@@ -77,7 +77,6 @@ class Pacer:
             if cpu_clock(serving) is not None:
                 argv = [sys.executable, "-I", "-S", __file__, str(os.getpid()), str(serving), str(fd)]
                 self._process = subprocess.Popen(argv, pass_fds=(fd,), stdin=subprocess.DEVNULL)
-                self.pid = self._process.pid
         finally:
             os.close(fd)
 

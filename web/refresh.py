@@ -213,4 +213,3 @@ def _parts(snapshot: Snapshot | None) -> list:
         return []
     feeds = list(snapshot.feeds.values())
     return [*snapshot.documents.values(), *(e for feed in feeds for e in (*feed.entries, *feed.older)), *feeds]
-
