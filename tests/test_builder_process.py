@@ -266,3 +266,29 @@ def test_a_stopped_pacer_leaves_its_builder_running(tmp_path, corpus):
         assert state_of(child.pid) not in ("T", "")
     finally:
         child.close()
+
+
+def test_a_builder_left_stopped_by_a_killed_pacer_is_resumed(tmp_path, corpus):
+    """SIGKILL to the pacer while the builder is stopped (no SIGCONT can follow):
+    the serving process notices, resumes the builder, and the build completes."""
+    local, child = builders(tmp_path, corpus)
+    try:
+        child.build()
+        [pacer] = load_bench("procs").children(child.pid)
+        for path in sorted(corpus.rglob("*.txt")):
+            retitle(path, "Revised")
+        os.kill(pacer, signal.SIGKILL)
+        os.kill(child.pid, signal.SIGSTOP)  # as the pacer had just done when it was killed
+        assert state_of(child.pid) == "T"
+        result: list = []
+        waiting = threading.Thread(target=lambda: result.append(child.build()))
+        waiting.start()
+        waiting.join(timeout=60)
+        if waiting.is_alive():  # never resumed: let it go on so the test can end
+            os.kill(child.pid, signal.SIGCONT)
+            waiting.join()
+            pytest.fail("the build never ended: the builder was left stopped")
+        assert_same(local.build(), result[0])
+        assert state_of(child.pid) not in ("T", "")
+    finally:
+        child.close()

@@ -31,11 +31,12 @@ from feeds.entries import Entry
 from feeds.snapshot import Document, Snapshot, gzip_only
 
 from .heap import out_of_collector_sight, return_free_memory
-from .pacing import Pacer
+from .pacing import Pacer, resume_if_orphaned
 
 CHUNK_BYTES = 1 << 18  # documents per message: a quarter MiB, so unpickling never holds the GIL long
 CHUNK_ENTRIES = 64  # entries per message (about a millisecond to unpickle)
 CHUNK_FEEDS = 25  # feeds per message, entries by id
+STALL_SECONDS = 1.0  # how often a build that is taking long is checked for a builder left stopped
 
 
 class BuilderProcess:
@@ -60,7 +61,9 @@ class BuilderProcess:
         """Have the child rescan; the same snapshot object back when nothing changed."""
         with self._lock:
             self._conn.send("build")
-            kind, payload = self._conn.recv()  # the first answer comes when the build is done
+            while not self._conn.poll(STALL_SECONDS):  # the first answer comes when the build is done
+                resume_if_orphaned(self._process.pid)
+            kind, payload = self._conn.recv()
             if kind == "same":
                 self.last_report = payload
                 return self._mirror

@@ -23,7 +23,9 @@ The builder child starts the pacer before it does anything else, as a Python
 of its own with no site packages: 7 MiB PSS, 3 MiB less in all than a fork of
 the builder, which kept the builder's pages from before the fork. It leaves the
 builder running whenever it stops (SIGTERM, an error), and exits as soon as the
-builder is gone.
+builder is gone. A pacer killed outright (SIGKILL) between a SIGSTOP and its
+SIGCONT cannot: the serving process, waiting for the build, checks once a
+second for a stopped builder with no pacer, and resumes it.
 """
 
 from __future__ import annotations
@@ -89,6 +91,32 @@ class Pacer:
             yield
         finally:
             self._building[0] = 0
+
+
+def resume_if_orphaned(builder: int) -> bool:
+    """Resume `builder` if it is stopped and no pacer of it is alive to resume it
+    (one killed by SIGKILL between a SIGSTOP and its SIGCONT); whether it did.
+    The serving process calls this while it waits for a build."""
+    if _state(builder) != "T":
+        return False
+    try:
+        with open(f"/proc/{builder}/task/{builder}/children") as listing:  # the pacer is the main thread's child
+            children = listing.read().split()
+    except OSError:
+        return False
+    if any(_state(int(child)) not in ("", "Z") for child in children):
+        return False
+    _signal(builder, signal.SIGCONT)
+    return True
+
+
+def _state(pid: int) -> str:
+    """A process's state letter from /proc (T stopped, Z ended...), "" once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
 
 
 def _pace(builder: int, building: mmap.mmap, serving_cpu: Callable[[], float]) -> None:
