@@ -77,6 +77,7 @@ class Config:
     hubs: tuple[str, ...]
     snapshot_store: str
     named_feeds: tuple[NamedFeed, ...] = field(default=())
+    pace_builds: bool = True
 
     @property
     def limits(self) -> Limits:
@@ -229,6 +230,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("serve.snapshot_store", "snapshot_store", _snapshot_store, "memory",
             "Where serving processes get snapshots: `memory` (each process builds its own) "
             "or a `redis://host:port/db` URL (one elected process builds, every process serves)."),
+    Setting("serve.pace_builds", "pace_builds", _boolean, True,
+            "Slow rebuilds down while the server is busy, so requests keep their latency; "
+            "false: rebuild at full speed whatever the load."),
 )
 
 NAMED_FEED_KEYS: dict[str, Callable[[Any], Any]] = {

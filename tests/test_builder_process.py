@@ -279,6 +279,9 @@ def test_a_builder_left_stopped_by_a_killed_pacer_is_resumed(tmp_path, corpus):
             retitle(path, "Revised")
         os.kill(pacer, signal.SIGKILL)
         os.kill(child.pid, signal.SIGSTOP)  # as the pacer had just done when it was killed
+        deadline = time.monotonic() + 2
+        while state_of(child.pid) != "T" and time.monotonic() < deadline:  # a signal lands a moment later
+            time.sleep(0.001)
         assert state_of(child.pid) == "T"
         result: list = []
         waiting = threading.Thread(target=lambda: result.append(child.build()))
@@ -290,5 +293,28 @@ def test_a_builder_left_stopped_by_a_killed_pacer_is_resumed(tmp_path, corpus):
             pytest.fail("the build never ended: the builder was left stopped")
         assert_same(local.build(), result[0])
         assert state_of(child.pid) not in ("T", "")
+    finally:
+        child.close()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the server and the builder need a CPU each")
+def test_pacing_can_be_turned_off_and_back_on_by_a_config_reload(tmp_path, corpus):
+    """`[serve] pace_builds = false`: a busy server's rebuild is never stopped. The
+    same builder reconfigured with it true is paced from its next rebuild."""
+    config = tmp_path / "unpaced.toml"
+    write_config(config, corpus, extra=f'[state]\npath = "{tmp_path / "state"}"\n[serve]\npace_builds = false\n')
+    child = BuilderProcess(load_config(config))
+    try:
+        with busy_serving_process():
+            _, unpaced = states_while(child.pid, child.build)
+        assert "T" not in unpaced and "R" in unpaced
+
+        write_config(config, corpus, extra=f'[state]\npath = "{tmp_path / "state"}"\n[serve]\npace_builds = true\n')
+        child.reconfigure(load_config(config))
+        for path in sorted(corpus.rglob("*.txt")):
+            retitle(path, "Revised")
+        with busy_serving_process():
+            _, paced = states_while(child.pid, child.build)
+        assert paced.count("T") / len(paced) > 0.5
     finally:
         child.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import nullcontext
 import time
 from dataclasses import replace
 from multiprocessing import get_context
@@ -156,7 +157,7 @@ def _serve_builds(config: Config, conn: Connection) -> None:
         if request != "build":
             return
         try:
-            with pacer.building():
+            with pacer.building() if builder.config.pace_builds else nullcontext():
                 snapshot = builder.build()
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which keeps its snapshot
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
