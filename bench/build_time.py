@@ -3,9 +3,10 @@
     python bench/build_time.py [--count 10000] [--runs 3] [--seed 1]
 
 Generates a corpus with bench/generate.py (kept in the temp folder, keyed by
-count, seed and generator version, and reused), then runs both builds RUNS
-times, interleaved, each in a fresh process, and prints median and minimum
-wall time, peak RSS and seed files per second.
+count, seed and generator version, and reused), then runs the three builds
+(seedfeeds, the baseline, the baseline with --lean) RUNS times, interleaved,
+each in a fresh process, and prints median and minimum wall time, peak RSS and
+seed files per second.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def commands(seeds: Path, work: Path) -> dict[str, Callable[[int], list[str]]]:
         "seedfeeds": lambda i: [str(SEEDFEEDS), "build", "--out", str(work / f"seedfeeds-{i}"),
                                 "--config", str(config)],
         "baseline": lambda i: [sys.executable, str(BENCH / "baseline.py"), str(seeds), str(work / f"baseline-{i}")],
+        "lean": lambda i: [sys.executable, str(BENCH / "baseline.py"), "--lean", str(seeds), str(work / f"lean-{i}")],
     }
 
 
@@ -92,10 +94,13 @@ def report(runs: dict[str, list[Run]], count: int) -> None:
         median = statistics.median(r.wall for r in results)
         print(f"{name:12}{median:10.2f}{min(r.wall for r in results):10.2f}"
               f"{max(r.max_rss_mib for r in results):15.1f}{count / median:10.0f}")
-    ours, theirs = runs["seedfeeds"], runs["baseline"]
-    wall = statistics.median(r.wall for r in theirs) / statistics.median(r.wall for r in ours)
-    rss = max(r.max_rss_mib for r in theirs) / max(r.max_rss_mib for r in ours)
-    print(f"\nbaseline / seedfeeds: {wall:.2f}x wall time (median), {rss:.2f}x peak RSS")
+    ours = runs["seedfeeds"]
+    print()
+    for name in ("baseline", "lean"):
+        theirs = runs[name]
+        wall = statistics.median(r.wall for r in theirs) / statistics.median(r.wall for r in ours)
+        rss = max(r.max_rss_mib for r in theirs) / max(r.max_rss_mib for r in ours)
+        print(f"{name} / seedfeeds: {wall:.2f}x wall time (median), {rss:.2f}x peak RSS")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     if not SEEDFEEDS.exists():
         parser.error(f"no seedfeeds command at {SEEDFEEDS}; run this with the project's venv Python")
     seeds = corpus(args.count, args.seed)
-    runs: dict[str, list[Run]] = {"seedfeeds": [], "baseline": []}
+    runs: dict[str, list[Run]] = {"seedfeeds": [], "baseline": [], "lean": []}
     with tempfile.TemporaryDirectory(prefix="seedfeeds-bench-") as tmp:
         work = Path(tmp)
         argvs = commands(seeds, work)
