@@ -20,8 +20,8 @@ diagnostics, gzip bodies and ETags, the index page).
 excerpt and the body; provider names, topics and related items go in as they
 are. That is closer to the issue's own estimate of the obvious pipeline (about
 8 s on these machines, YAML half of it): the ~12 short values of a seed, each
-cleaned by a `bleach.clean()` call that builds its own cleaner, are the largest
-cost of the full baseline. It is timed beside it, for a stricter comparison.
+cleaned by a `bleach.clean()` call that builds its own cleaner, take about a
+quarter of the full baseline's time. It is timed beside it, for a stricter comparison.
 """
 
 from __future__ import annotations
