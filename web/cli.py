@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -24,7 +25,7 @@ import click
 
 from feeds import Builder, Config, ConfigError, build_snapshot, load_config
 from feeds.snapshot import Snapshot
-from feeds.builder import check_files
+from feeds.builder import check_files, collector_paused
 from feeds.catalog import KINDS
 from feeds.static import SiteWriter
 from feeds.urls import FORMATS
@@ -120,10 +121,20 @@ def _build_site(config: Config, writer: SiteWriter) -> Snapshot:
     Rendering in children rather than here keeps the largest process small: this
     one still holds what the reading left behind. fork is safe: this process has
     started no threads. On a terminal, a bar shows the reading, and one the
-    rendering of the first share."""
-    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=get_context("fork")) as pool:
+    rendering of the first share.
+
+    The cyclic collector never walks what this process holds: what is alive
+    before the reading (the imported modules) and after it (entries, feeds) is
+    frozen out of its sight, so the collections of the forked processes skip
+    it, and it is off here while the entries come in (they hold no cycles).
+    The readers keep it on: the HTML parser makes cycles. 2-3 % off the wall
+    time of a cold build at 10,000 seeds (five interleaved pairs)."""
+    gc.freeze()
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=get_context("fork"),
+                             initializer=gc.enable) as pool, collector_paused():
         builder = Builder(config, read_map=partial(_read_shown, pool))
         summary = builder.summarize()
+    gc.freeze()
     if (os.cpu_count() or 1) < 2:
         _write_share(builder, summary, tuple((fmt, KINDS) for fmt in (*FORMATS, "html")), writer, shown=True)
         return summary
