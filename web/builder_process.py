@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import os
 import threading
-from contextlib import nullcontext
 import time
+from contextlib import nullcontext
 from dataclasses import replace
 from multiprocessing import get_context
 from multiprocessing.connection import Connection

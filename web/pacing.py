@@ -93,21 +93,19 @@ class Pacer:
             self._building[0] = 0
 
 
-def resume_if_orphaned(builder: int) -> bool:
+def resume_if_orphaned(builder: int) -> None:
     """Resume `builder` if it is stopped and no pacer of it is alive to resume it
-    (one killed by SIGKILL between a SIGSTOP and its SIGCONT); whether it did.
-    The serving process calls this while it waits for a build."""
+    (one killed by SIGKILL between a SIGSTOP and its SIGCONT). The serving
+    process calls this while it waits for a build."""
     if _state(builder) != "T":
-        return False
+        return
     try:
         with open(f"/proc/{builder}/task/{builder}/children") as listing:  # the pacer is the main thread's child
             children = listing.read().split()
     except OSError:
-        return False
-    if any(_state(int(child)) not in ("", "Z") for child in children):
-        return False
-    _signal(builder, signal.SIGCONT)
-    return True
+        return
+    if not any(_state(int(child)) not in ("", "Z") for child in children):
+        _signal(builder, signal.SIGCONT)
 
 
 def _state(pid: int) -> str:
