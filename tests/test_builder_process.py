@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench_scripts import generate_corpus, load_bench
-from conftest import write_config
+from conftest import wait_for, write_config
 from feeds import Builder, load_config
 from feeds.snapshot import plain_body
 from web import builder_process
@@ -50,6 +50,12 @@ def assert_same(local, child) -> None:
 def retitle(path: Path, words: str) -> None:
     text = path.read_text(encoding="utf-8")
     path.write_text(re.sub(r'^title: "', f'title: "{words} ', text, count=1, flags=re.MULTILINE), encoding="utf-8")
+
+
+def retitle_all(folder: Path) -> None:
+    """Every seed changed: the next build is a full rebuild."""
+    for path in sorted(folder.rglob("*.txt")):
+        retitle(path, "Revised")
 
 
 @pytest.fixture
@@ -127,8 +133,7 @@ def test_a_full_rebuild_reaches_the_serving_process_in_small_messages(tmp_path, 
 
     monkeypatch.setattr(builder_process.Connection, "recv", recv)
     try:
-        for path in corpus.rglob("*.txt"):
-            retitle(path, "Revised")
+        retitle_all(corpus)
         assert_same(local.build(), child.build())
     finally:
         child.close()
@@ -232,8 +237,7 @@ def test_the_builder_runs_in_short_slices_only_while_its_server_is_busy(tmp_path
         [pacer] = load_bench("procs").children(child.pid)
         assert os.sched_getscheduler(pacer) != os.SCHED_IDLE  # it must run on time to stop the builder
 
-        for path in sorted(corpus.rglob("*.txt")):
-            retitle(path, "Revised")
+        retitle_all(corpus)
         with busy_serving_process():
             built, busy = states_while(child.pid, child.build)
         assert_same(local.build(), built)
@@ -242,21 +246,28 @@ def test_the_builder_runs_in_short_slices_only_while_its_server_is_busy(tmp_path
         assert state_of(child.pid) != "T"  # left running, waiting for the next build
     finally:
         child.close()
-    deadline = time.monotonic() + 2
-    while state_of(pacer) not in ("", "Z") and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert state_of(pacer) in ("", "Z")  # the pacer ends with its builder
+    wait_for(lambda: state_of(pacer) in ("", "Z"), timeout=2, interval=0.02)  # the pacer ends with its builder
+
+
+def built_then_retitled(tmp_path: Path, corpus: Path) -> tuple[Builder, BuilderProcess, int]:
+    """Builders as `builders` makes them, the child's first build done, its pacer's
+    pid, and every seed retitled: the child's next build is a full rebuild."""
+    local, child = builders(tmp_path, corpus)
+    try:
+        child.build()
+        [pacer] = load_bench("procs").children(child.pid)
+    except BaseException:
+        child.close()
+        raise
+    retitle_all(corpus)
+    return local, child, pacer
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the server and the builder need a CPU each")
 def test_a_stopped_pacer_leaves_its_builder_running(tmp_path, corpus):
     """SIGTERM to the pacer in the middle of a paced build: the build goes on to the end."""
-    local, child = builders(tmp_path, corpus)
+    local, child, pacer = built_then_retitled(tmp_path, corpus)
     try:
-        child.build()
-        [pacer] = load_bench("procs").children(child.pid)
-        for path in sorted(corpus.rglob("*.txt")):
-            retitle(path, "Revised")
         with busy_serving_process():
             threading.Timer(0.3, os.kill, (pacer, signal.SIGTERM)).start()
             built, states = states_while(child.pid, child.build)
@@ -271,18 +282,11 @@ def test_a_stopped_pacer_leaves_its_builder_running(tmp_path, corpus):
 def test_a_builder_left_stopped_by_a_killed_pacer_is_resumed(tmp_path, corpus):
     """SIGKILL to the pacer while the builder is stopped (no SIGCONT can follow):
     the serving process notices, resumes the builder, and the build completes."""
-    local, child = builders(tmp_path, corpus)
+    local, child, pacer = built_then_retitled(tmp_path, corpus)
     try:
-        child.build()
-        [pacer] = load_bench("procs").children(child.pid)
-        for path in sorted(corpus.rglob("*.txt")):
-            retitle(path, "Revised")
         os.kill(pacer, signal.SIGKILL)
         os.kill(child.pid, signal.SIGSTOP)  # as the pacer had just done when it was killed
-        deadline = time.monotonic() + 2
-        while state_of(child.pid) != "T" and time.monotonic() < deadline:  # a signal lands a moment later
-            time.sleep(0.001)
-        assert state_of(child.pid) == "T"
+        wait_for(lambda: state_of(child.pid) == "T", timeout=2, interval=0.001)  # a signal lands a moment later
         result: list = []
         waiting = threading.Thread(target=lambda: result.append(child.build()))
         waiting.start()
@@ -301,18 +305,18 @@ def test_a_builder_left_stopped_by_a_killed_pacer_is_resumed(tmp_path, corpus):
 def test_pacing_can_be_turned_off_and_back_on_by_a_config_reload(tmp_path, corpus):
     """`[serve] pace_builds = false`: a busy server's rebuild is never stopped. The
     same builder reconfigured with it true is paced from its next rebuild."""
-    config = tmp_path / "unpaced.toml"
-    write_config(config, corpus, extra=f'[state]\npath = "{tmp_path / "state"}"\n[serve]\npace_builds = false\n')
-    child = BuilderProcess(load_config(config))
+    def config(paced: bool):
+        extra = f'[state]\npath = "{tmp_path / "state"}"\n[serve]\npace_builds = {str(paced).lower()}\n'
+        return load_config(write_config(tmp_path / "pacing.toml", corpus, extra=extra))
+
+    child = BuilderProcess(config(paced=False))
     try:
         with busy_serving_process():
             _, unpaced = states_while(child.pid, child.build)
         assert "T" not in unpaced and "R" in unpaced
 
-        write_config(config, corpus, extra=f'[state]\npath = "{tmp_path / "state"}"\n[serve]\npace_builds = true\n')
-        child.reconfigure(load_config(config))
-        for path in sorted(corpus.rglob("*.txt")):
-            retitle(path, "Revised")
+        child.reconfigure(config(paced=True))
+        retitle_all(corpus)
         with busy_serving_process():
             _, paced = states_while(child.pid, child.build)
         assert paced.count("T") / len(paced) > 0.5
