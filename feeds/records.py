@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from functools import lru_cache
 from operator import methodcaller
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, BinaryIO, Callable, Iterable, NamedTuple
 
 from .config import Limits
 from .fields import Diagnostic, Fields, Unusable
@@ -267,12 +267,31 @@ def _handler(max_alias_events: int) -> SeedHandler:
 
 
 def _read_bytes(path: str | os.PathLike, limit: int) -> bytes:
-    """The file's bytes, refusing files over `limit` without reading them whole."""
-    with open(path, "rb") as handle:
-        raw = handle.read(limit + 1)
+    """The file's bytes, refusing files over `limit` without reading them whole.
+
+    The read asks for the size the file has (one byte more, to see growth), not
+    for the limit: a buffer of `limit` bytes is a fresh mmap, page faults and a
+    munmap for every file, 16 us of each 24 a 5 kB seed took to read."""
+    with open(path, "rb", buffering=0) as handle:
+        wanted = min(os.fstat(handle.fileno()).st_size, limit) + 1
+        raw = handle.read(wanted)
+        if len(raw) == wanted and wanted <= limit:  # it grew since the stat (or has no size: a pipe)
+            raw += _read_up_to(handle, limit + 1 - len(raw))
     if len(raw) > limit:
         raise Unusable("(file)", f"larger than the {limit}-byte limit (limits.file_bytes)")
     return raw
+
+
+def _read_up_to(handle: BinaryIO, count: int) -> bytes:
+    """Up to `count` more bytes: fewer only at the end of the file."""
+    chunks = []
+    while count > 0:
+        chunk = handle.read(count)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        count -= len(chunk)
+    return b"".join(chunks)
 
 
 def _drop_front_matter(body: str) -> str:

@@ -141,6 +141,30 @@ def test_oversized_file_is_refused_unread(tmp_path):
     assert record is None and fields_of(notes, "error") == ["(file)"]
 
 
+def test_a_file_of_exactly_the_limit_is_read(tmp_path):
+    """The size limit is inclusive: one byte more is refused."""
+    path = tmp_path / "edge.txt"
+    limit = len(GOOD) + 1024
+    path.write_bytes(GOOD + b"\n" + b"x" * (limit - len(GOOD) - 1))
+    record, notes = read(path, Limits(file_bytes=limit))
+    assert record is not None and not fields_of(notes, "error")
+    path.write_bytes(path.read_bytes() + b"x")
+    record, notes = read(path, Limits(file_bytes=limit))
+    assert record is None and fields_of(notes, "error") == ["(file)"]
+
+
+def test_a_file_with_no_size_is_read_to_its_end(tmp_path):
+    """A seed whose stat tells no size (here a pipe) is still read whole, up to the limit."""
+    reader, writer = os.pipe()
+    os.write(writer, GOOD)  # smaller than a pipe's buffer
+    os.close(writer)
+    try:
+        record, notes = read(Path(f"/proc/self/fd/{reader}"))
+    finally:
+        os.close(reader)
+    assert record is not None and record.title and not fields_of(notes, "error")
+
+
 def test_long_texts_are_cut_and_long_lists_trimmed(tmp_path):
     """Over-long titles and excerpts are cut with a warning; lists keep their first list_items items."""
     topics = "".join(f"  - topic {i}\n" for i in range(30))
