@@ -83,9 +83,12 @@ class SiteWriter:
 
 
 def _write_new(target: str, data: bytes) -> None:
-    """Create `target` holding `data`. os.open and os.write, not open(): a buffered
-    file object costs three more system calls per file, and writing the 14,400
-    files of a 10,000-seed build took 0.4 s more kernel time that way."""
+    """Write `data` as the file `target` (created, or emptied first if it exists).
+
+    os.open and os.write rather than open(): a buffered file object makes three
+    more system calls per file (fstat, ioctl, lseek), and writing the 14,400
+    files of a 10,000-seed build took 0.83-0.92 s of kernel time that way,
+    against 0.44-0.59 s with this (two interleaved rounds)."""
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
     try:
         view = memoryview(data)
