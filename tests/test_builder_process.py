@@ -8,6 +8,8 @@ import hashlib
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -19,7 +21,7 @@ from bench_scripts import generate_corpus, load_bench
 from conftest import wait_for, write_config
 from feeds import Builder, load_config
 from feeds.snapshot import plain_body
-from web import builder_process
+from web import SERVE_PID_ENV, builder_process, pacing
 from web.builder_process import BuilderProcess
 
 
@@ -322,3 +324,81 @@ def test_pacing_can_be_turned_off_and_back_on_by_a_config_reload(tmp_path, corpu
         assert paced.count("T") / len(paced) > 0.5
     finally:
         child.close()
+
+
+# A serving process of its own, as each of `seedfeeds serve --workers N`'s workers is:
+# it holds a BuilderProcess and builds on each line it reads.
+WORKER_SCRIPT = """
+import sys
+from feeds import load_config
+from web.builder_process import BuilderProcess
+child = BuilderProcess(load_config(sys.argv[1]))
+print(child.pid, flush=True)
+for _ in sys.stdin:
+    child.build()
+    print("built", flush=True)
+child.close()
+"""
+
+
+@contextmanager
+def serving_worker(config: Path, named_by_serve: bool):
+    """A worker process started by this test process; `named_by_serve`: with
+    $SEEDFEEDS_SERVE_PID naming this process, as `seedfeeds serve` names itself to
+    its workers. Yields its builder's pid and a function that has it build."""
+    env = {key: value for key, value in os.environ.items() if key != SERVE_PID_ENV}
+    if named_by_serve:
+        env[SERVE_PID_ENV] = str(os.getpid())
+    worker = subprocess.Popen([sys.executable, "-c", WORKER_SCRIPT, str(config)], env=env, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        builder = int(worker.stdout.readline())
+
+        def build() -> None:
+            worker.stdin.write("build\n")
+            worker.stdin.flush()
+            assert worker.stdout.readline() == "built\n"
+
+        yield builder, build
+    finally:
+        worker.stdin.close()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        worker.stdout.close()
+
+
+@contextmanager
+def busy_sibling_worker():
+    """Another child of this process burning the first CPU, as a worker under load
+    does (the builder is on the last)."""
+    cpu = min(os.sched_getaffinity(0))
+    burner = subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"])
+    try:
+        yield
+    finally:
+        burner.kill()
+        burner.wait()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the sibling and the builder need a CPU each")
+def test_a_busy_sibling_worker_of_seedfeeds_serve_paces_the_builder_too(tmp_path, corpus):
+    """Under `seedfeeds serve --workers N`, the builder rests while any worker is busy,
+    not only its own: here its worker is idle and a sibling is busy. A worker that
+    `seedfeeds serve` did not start watches only itself."""
+    for named_by_serve in (True, False):
+        extra = f'[state]\npath = "{tmp_path / f"state-{named_by_serve}"}"\n'
+        config = write_config(tmp_path / f"worker-{named_by_serve}.toml", corpus, extra=extra)
+        with serving_worker(config, named_by_serve) as (builder, build):
+            build()
+            retitle_all(corpus)
+            with busy_sibling_worker():
+                time.sleep(pacing.RELIST_SECONDS + 0.5)  # the pacer lists the workers again
+                _, states = states_while(builder, build)
+        stopped = states.count("T") / len(states)
+        if named_by_serve:
+            assert stopped > 0.5, f"stopped in {stopped:.0%} of {len(states)} samples"
+        else:
+            assert "T" not in states and "R" in states

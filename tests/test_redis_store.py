@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 import redis
 
+from bench_scripts import load_bench
 from conftest import SEEDFEEDS, free_port, wait_for, write_config, write_stories
 from feeds import build_snapshot, load_config
+from web.pacing import children_of
 from web.redis_store import LEASE
 
 REDIS_SERVER = "/usr/bin/redis-server"
@@ -232,6 +234,18 @@ def test_workers_share_one_builder(start_server, shared_config):
     time.sleep(1.5)
     assert server.logs().count("holds the lease") == 1
     assert server.get("/feeds/all.atom")[0] == 200
+    # The one builder's pacer watches every worker of this `serve`, not only its own.
+    pacers = [argv for argv in map(command_line, load_bench("procs").descendants(server.process.pid))
+              if argv[3:4] and argv[3].endswith("pacing.py")]
+    assert [argv[-1] for argv in pacers] == [str(server.process.pid)]
+    assert len(children_of(server.process.pid)) == 2
+
+
+def command_line(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+    except OSError:
+        return []
 
 
 def test_several_workers_need_a_redis_store(config_file):

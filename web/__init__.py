@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 CONFIG_ENV = "SEEDFEEDS_CONFIG"
 ACCESS_LOG_ENV = "SEEDFEEDS_ACCESS_LOG"  # "1": `seedfeeds serve --access-log`, passed to the server's worker
+SERVE_PID_ENV = "SEEDFEEDS_SERVE_PID"  # the pid of `seedfeeds serve`, whose children are the serving workers
 
 
 def config_path(given: str | os.PathLike | None = None) -> Path | None:

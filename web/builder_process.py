@@ -31,6 +31,7 @@ from feeds.catalog import Feed
 from feeds.entries import Entry
 from feeds.snapshot import Document, Snapshot, gzip_only
 
+from . import SERVE_PID_ENV
 from .heap import out_of_collector_sight, return_free_memory
 from .pacing import Pacer, resume_if_orphaned
 
@@ -141,7 +142,7 @@ def _entries_of(feeds: Iterable[Feed]) -> dict[str, Entry]:
 
 def _serve_builds(config: Config, conn: Connection) -> None:
     """The child: build on request, answer with what changed; exit when the parent goes."""
-    pacer = Pacer(serving=os.getppid())  # while this process has no other thread
+    pacer = Pacer(serving=os.getppid(), group=_serving_group(os.getppid()))  # while this process has no other thread
     _yield_to_serving()  # then: threads started after inherit it
     _exit_with(os.getppid())
     builder = Builder(config)
@@ -171,6 +172,19 @@ def _serve_builds(config: Config, conn: Connection) -> None:
         sent = builder.forget_bodies()
         del snapshot
         return_free_memory()  # the bodies, and what the previous snapshot held
+
+
+def _serving_group(serving: int) -> int | None:
+    """The `seedfeeds serve` process that started `serving` as one of its workers:
+    its pid is in $SEEDFEEDS_SERVE_PID and it is the parent of `serving`. None
+    for a serving process of any other kind (flask run, a test)."""
+    try:
+        group = int(os.environ.get(SERVE_PID_ENV, ""))
+        with open(f"/proc/{serving}/stat") as stat:
+            parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+    except (ValueError, OSError, IndexError):
+        return None
+    return group if parent == group else None
 
 
 def _yield_to_serving() -> None:

@@ -30,7 +30,7 @@ from feeds.catalog import KINDS
 from feeds.static import SiteWriter
 from feeds.urls import FORMATS
 
-from . import ACCESS_LOG_ENV, CONFIG_ENV, config_path, progress
+from . import ACCESS_LOG_ENV, CONFIG_ENV, SERVE_PID_ENV, config_path, progress
 
 # What each rendering child of a cold build does: (format, feed kinds) in turn. At 10k
 # seeds, atom takes 1.2 s, rss 1.35, json 1.1 and the previews 0.3: provider feeds'
@@ -86,6 +86,7 @@ def serve(config_file: str | None, host: str, port: int, threads: int, workers: 
     if config.file != "<defaults>":
         os.environ[CONFIG_ENV] = config.file
     os.environ[ACCESS_LOG_ENV] = "1" if access_log else "0"
+    os.environ[SERVE_PID_ENV] = str(os.getpid())  # a builder's pacer watches every worker of this process
     click.echo(f"seedfeeds: serving on http://{host}:{port}/", err=True)
     Granian("web.serving:wsgi_app", factory=True, interface="wsgi", address=host, port=port,
             workers=workers, blocking_threads=threads, websockets=False, log_level="warning",

@@ -9,10 +9,12 @@ idle time: the same busy loop stopped for 8 ms out of every 10 costs 1.6x, and
 10,000 seeds paced 2 ms in 10 from outside: p99 1.04-1.43x idle against
 1.75-2.56x unpaced, the rebuild taking 121 s under that load instead of 35 s).
 
-So a small pacer process watches the process the builder builds for. While
-the builder is building (a flag in memory they share) and the server is busy
-answering requests, the pacer stops the builder with SIGSTOP and lets it go on
-with SIGCONT: it runs RUN_SECONDS in every RUN_SECONDS + REST_SECONDS. When
+So a small pacer process watches the process the builder builds for and,
+under `seedfeeds serve --workers N`, every other worker of that `serve` (the
+builder of one worker costs the latency of all of them). While the builder is
+building (a flag in memory they share) and the workers are busy answering
+requests, the pacer stops the builder with SIGSTOP and lets it go on with
+SIGCONT: it runs RUN_SECONDS in every RUN_SECONDS + REST_SECONDS. When
 the server is quiet, or the builder is sending a result or waiting for work,
 nothing is paced: a rebuild on a quiet server runs at full speed, and only a
 busy server gets a slower rebuild. Figure 5 of `bench/run.py` with this pacer:
@@ -41,6 +43,7 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
+RELIST_SECONDS = 1.0  # how often the serving workers are listed again (a crashed one is replaced)
 RUN_SECONDS = 0.002  # the builder runs this long at a time while the server is busy...
 REST_SECONDS = 0.008  # ...then rests this long (idle time is what the server needs)
 LOOK_SECONDS = 0.05  # how often the server's CPU time is looked at
@@ -60,13 +63,76 @@ def cpu_clock(pid: int) -> Callable[[], float] | None:
     return lambda: time.clock_gettime(clock.value)
 
 
+def children_of(pid: int) -> set[int]:
+    """The child processes of `pid` (started by any of its threads); none once it is gone."""
+    found: set[int] = set()
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for thread in threads:
+        try:
+            with open(f"/proc/{pid}/task/{thread}/children") as listing:
+                found.update(int(child) for child in listing.read().split())
+        except OSError:  # a thread that has just ended
+            continue
+    return found
+
+
+class ServingCPU:
+    """CPU seconds used by the serving process and, given `group` (the process
+    that started the serving workers, `seedfeeds serve`), by every other worker
+    too: a rebuild costs the latency of every worker on the machine, not only
+    of the one whose child builds. Each process counts only for the time it
+    used while watched, so a worker that starts or ends is no burst of work.
+    Raises OSError once the serving process is gone."""
+
+    def __init__(self, serving: int, clock: Callable[[], float], group: int | None = None) -> None:
+        self._serving = serving
+        self._group = group
+        self._clocks = {serving: clock}
+        self._last: dict[int, float] = {}  # each clock's reading at the previous call
+        self._listed = float("-inf")
+        self.total = 0.0
+
+    def __call__(self) -> float:
+        if self._group is not None and time.monotonic() - self._listed >= RELIST_SECONDS:
+            self._relist()
+        for pid, clock in list(self._clocks.items()):
+            try:
+                now = clock()
+            except OSError:
+                if pid == self._serving:
+                    raise
+                self._forget(pid)  # a worker that has just ended
+                continue
+            self.total += now - self._last.get(pid, now)
+            self._last[pid] = now
+        return self.total
+
+    def _relist(self) -> None:
+        self._listed = time.monotonic()
+        workers = children_of(self._group) | {self._serving}
+        for pid in set(self._clocks) - workers:
+            self._forget(pid)
+        for pid in workers - set(self._clocks):
+            clock = cpu_clock(pid)
+            if clock is not None:
+                self._clocks[pid] = clock
+
+    def _forget(self, pid: int) -> None:
+        del self._clocks[pid]
+        self._last.pop(pid, None)
+
+
 class Pacer:
-    """The pacer of the calling process (the builder), on behalf of `serving`:
+    """The pacer of the calling process (the builder), on behalf of `serving`
+    and, given `group`, of the other workers `group` started (see `ServingCPU`):
     a small Python process of its own (no site packages, nothing of the
     builder's heap). Where that cannot be had (no memfd, no CPU clocks: not
     Linux), there is no pacer process and nothing is paced."""
 
-    def __init__(self, serving: int) -> None:
+    def __init__(self, serving: int, group: int | None = None) -> None:
         self._process: subprocess.Popen | None = None  # held: a Popen dropped while its process runs warns
         try:
             fd = os.memfd_create("seedfeeds-pacer")
@@ -77,7 +143,7 @@ class Pacer:
             os.ftruncate(fd, 1)
             self._building = mmap.mmap(fd, 1)  # shared with the pacer: 1 while a build runs
             if cpu_clock(serving) is not None:
-                argv = [sys.executable, "-I", "-S", __file__, str(os.getpid()), str(serving), str(fd)]
+                argv = [sys.executable, "-I", "-S", __file__, str(os.getpid()), str(serving), str(fd), str(group or 0)]
                 self._process = subprocess.Popen(argv, pass_fds=(fd,), stdin=subprocess.DEVNULL)
         finally:
             os.close(fd)
@@ -159,9 +225,9 @@ def _signal(pid: int, signum: int) -> None:
         pass
 
 
-if __name__ == "__main__":  # the pacer: builder pid, serving pid, the flag's file descriptor
+if __name__ == "__main__":  # the pacer: builder pid, serving pid, the flag's file descriptor, group pid or 0
     gc.disable()  # its loop makes no reference cycles
-    _builder, _serving, _fd = map(int, sys.argv[1:4])
+    _builder, _serving, _fd, _group = map(int, sys.argv[1:5])
     _clock = cpu_clock(_serving)
     if _clock is not None:
-        _pace(_builder, mmap.mmap(_fd, 1), _clock)
+        _pace(_builder, mmap.mmap(_fd, 1), ServingCPU(_serving, _clock, _group or None))
