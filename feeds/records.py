@@ -274,7 +274,7 @@ def _read_bytes(path: str | os.PathLike, limit: int) -> bytes:
     munmap for every file, 16 us of each 24 a 5 kB seed took to read."""
     with open(path, "rb", buffering=0) as handle:
         wanted = min(os.fstat(handle.fileno()).st_size, limit) + 1
-        raw = handle.read(wanted)
+        raw = _read_up_to(handle, wanted)
         if len(raw) == wanted and wanted <= limit:  # it grew since the stat (or has no size: a pipe)
             raw += _read_up_to(handle, limit + 1 - len(raw))
     if len(raw) > limit:
@@ -283,7 +283,8 @@ def _read_bytes(path: str | os.PathLike, limit: int) -> bytes:
 
 
 def _read_up_to(handle: BinaryIO, count: int) -> bytes:
-    """Up to `count` more bytes: fewer only at the end of the file."""
+    """Up to `count` more bytes: fewer only at the end of the file (one read of an
+    unbuffered file may return less: a pipe, a FUSE or network file system)."""
     chunks = []
     while count > 0:
         chunk = handle.read(count)
