@@ -33,7 +33,7 @@ from feeds.snapshot import Document, Snapshot, gzip_only
 
 from . import SERVE_PID_ENV
 from .heap import out_of_collector_sight, return_free_memory
-from .pacing import Pacer, resume_if_orphaned
+from .pacing import Pacer, resume_if_orphaned, stat_fields
 
 CHUNK_BYTES = 1 << 18  # documents per message: a quarter MiB, so unpickling never holds the GIL long
 CHUNK_ENTRIES = 64  # entries per message (about a millisecond to unpickle)
@@ -180,11 +180,10 @@ def _serving_group(serving: int) -> int | None:
     for a serving process of any other kind (flask run, a test)."""
     try:
         group = int(os.environ.get(SERVE_PID_ENV, ""))
-        with open(f"/proc/{serving}/stat") as stat:
-            parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-    except (ValueError, OSError, IndexError):
+    except ValueError:
         return None
-    return group if parent == group else None
+    fields = stat_fields(serving)
+    return group if fields[1:2] == [str(group)] else None
 
 
 def _yield_to_serving() -> None:

@@ -93,7 +93,7 @@ class ServingCPU:
         self._clocks = {serving: clock}
         self._last: dict[int, float] = {}  # each clock's reading at the previous call
         self._listed = float("-inf")
-        self.total = 0.0
+        self._total = 0.0
 
     def __call__(self) -> float:
         if self._group is not None and time.monotonic() - self._listed >= RELIST_SECONDS:
@@ -106,9 +106,9 @@ class ServingCPU:
                     raise
                 self._forget(pid)  # a worker that has just ended
                 continue
-            self.total += now - self._last.get(pid, now)
+            self._total += now - self._last.get(pid, now)
             self._last[pid] = now
-        return self.total
+        return self._total
 
     def _relist(self) -> None:
         self._listed = time.monotonic()
@@ -165,22 +165,25 @@ def resume_if_orphaned(builder: int) -> None:
     process calls this while it waits for a build."""
     if _state(builder) != "T":
         return
-    try:
-        with open(f"/proc/{builder}/task/{builder}/children") as listing:  # the pacer is the main thread's child
-            children = listing.read().split()
-    except OSError:
-        return
-    if not any(_state(int(child)) not in ("", "Z") for child in children):
+    if not any(_state(child) not in ("", "Z") for child in children_of(builder)):
         _signal(builder, signal.SIGCONT)
 
 
-def _state(pid: int) -> str:
-    """A process's state letter from /proc (T stopped, Z ended...), "" once it is gone."""
+def stat_fields(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state, parent pid, ...);
+    empty once the process is gone. The name is skipped by its last ")": it may
+    hold spaces and parentheses."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0]
+            return stat.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return ""
+        return []
+
+
+def _state(pid: int) -> str:
+    """A process's state letter (T stopped, Z ended...), "" once it is gone."""
+    fields = stat_fields(pid)
+    return fields[0] if fields else ""
 
 
 def _pace(builder: int, building: mmap.mmap, serving_cpu: Callable[[], float]) -> None:
