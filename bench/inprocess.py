@@ -30,6 +30,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from feeds import Builder, load_config
+from feeds.builder import READ_CHUNK
 from feeds.snapshot import Snapshot
 from procs import rss_mib  # bench/ is sys.path[0] when run as a script
 
@@ -142,7 +143,7 @@ def refresh_main(args: argparse.Namespace) -> dict:
     if args.pool:
         # The first build read on every core, as `seedfeeds build` reads; refreshes read in-process.
         with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=get_context("fork")) as pool:
-            builder = Builder(config, read_map=partial(pool.map, chunksize=64))
+            builder = Builder(config, read_map=partial(pool.map, chunksize=READ_CHUNK))
             full_s, first = timed(builder.build)
         builder.read_map = None
     else:

@@ -20,6 +20,7 @@ import pytest
 from bench_scripts import generate_corpus, load_bench
 from conftest import wait_for, write_config
 from feeds import Builder, load_config
+from feeds.builder import PARALLEL_MIN
 from feeds.snapshot import plain_body
 from web import SERVE_PID_ENV, builder_process, pacing
 from web.builder_process import BuilderProcess
@@ -402,3 +403,117 @@ def test_a_busy_sibling_worker_of_seedfeeds_serve_paces_the_builder_too(tmp_path
             assert stopped > 0.5, f"stopped in {stopped:.0%} of {len(states)} samples"
         else:
             assert "T" not in states and "R" in states
+
+
+def readers_of(builder: int) -> set[int]:
+    """The readers of the builder's reading pool: its children forked from it (the
+    same command line; its pacer and multiprocessing's resource tracker have their own)."""
+    found = set()
+    try:
+        own = Path(f"/proc/{builder}/cmdline").read_bytes()
+    except OSError:  # gone
+        return found
+    for child in pacing.children_of(builder):
+        try:
+            if Path(f"/proc/{child}/cmdline").read_bytes() == own:
+                found.add(child)
+        except OSError:  # just ended
+            continue
+    return found
+
+
+def readers_while(builder: int, work) -> tuple[object, dict[int, set[int] | None]]:
+    """`work()`'s result, and each reader of `builder` seen meanwhile (1 ms samples)
+    with the CPUs it may run on (None if it ended before they were read)."""
+    seen: dict[int, set[int] | None] = {}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            for reader in readers_of(builder) - seen.keys():
+                try:
+                    seen[reader] = os.sched_getaffinity(reader)
+                except OSError:
+                    seen[reader] = None
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        return work(), seen
+    finally:
+        done.set()
+        sampler.join()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="reading on every CPU needs two")
+def test_the_first_build_of_serve_reads_on_every_cpu_and_makes_what_an_in_process_build_makes(tmp_path, corpus):
+    """`seedfeeds serve` answers nothing until its first build is done, so that build
+    reads in a pool with a reader per CPU; the builder keeps to one CPU again after
+    it, and later builds (beside requests) read in the builder alone."""
+    assert len(list(corpus.rglob("*.txt"))) >= PARALLEL_MIN  # or the builder reads in-process
+    cpus = os.sched_getaffinity(0)
+    local = Builder(load_config(write_config(tmp_path / "local.toml", corpus,
+                                             extra=f'[state]\npath = "{tmp_path / "local-state"}"\n')))
+    config = load_config(write_config(tmp_path / "child.toml", corpus,
+                                      extra=f'[state]\npath = "{tmp_path / "child-state"}"\n'))
+    child = BuilderProcess(config, first_build_alone=True)
+    try:
+        first, readers = readers_while(child.pid, child.build)
+        assert_same(local.build(), first)
+        assert len(readers) == len(cpus)
+        assert all(allowed in (cpus, None) for allowed in readers.values()) and cpus in readers.values()
+        assert readers_of(child.pid) == set()  # the pool ended with the build
+        assert os.sched_getaffinity(child.pid) == {max(cpus)}  # back on its one CPU
+
+        retitle_all(corpus)  # every file read again, now beside requests: no pool
+        second, readers = readers_while(child.pid, child.build)
+        assert readers == {}
+        assert_same(local.build(), second)
+    finally:
+        child.close()
+
+    plain = BuilderProcess(load_config(write_config(tmp_path / "plain.toml", corpus,
+                                                    extra=f'[state]\npath = "{tmp_path / "plain-state"}"\n')))
+    try:
+        cold, readers = readers_while(plain.pid, plain.build)  # a builder that may be serving beside its first build
+        assert readers == {}
+        assert_same(local.build(), cold)
+    finally:
+        plain.close()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="reading on every CPU needs two")
+def test_the_readers_of_a_first_build_end_with_a_builder_killed_during_it(tmp_path):
+    """A reader outliving its builder would wait for work forever."""
+    seeds = generate_corpus(tmp_path / "seeds", 2000)
+    child = BuilderProcess(load_config(write_config(tmp_path / "child.toml", seeds,
+                                                    extra=f'[state]\npath = "{tmp_path / "state"}"\n')),
+                           first_build_alone=True)
+    failed: list[BaseException] = []
+
+    def build() -> None:
+        try:
+            child.build()
+        except BaseException as exc:  # noqa: BLE001 - the builder is killed: its pipe closes
+            failed.append(exc)
+
+    builder = threading.Thread(target=build)
+    builder.start()
+    readers: set[int] = set()
+    try:
+        def all_readers() -> set[int] | None:
+            found = readers_of(child.pid)
+            return found if len(found) == len(os.sched_getaffinity(0)) else None
+
+        readers = wait_for(all_readers, interval=0.002)
+        assert all(state_of(reader) in ("R", "S", "D") for reader in readers)  # reading, not done
+        os.kill(child.pid, signal.SIGKILL)
+        builder.join(timeout=30)
+        assert failed and not builder.is_alive()
+        wait_for(lambda: all(state_of(reader) in ("", "Z") for reader in readers), timeout=10, interval=0.05)
+    finally:
+        for reader in readers:  # whatever the outcome, nothing of this test keeps running
+            if state_of(reader) not in ("", "Z"):
+                os.kill(reader, signal.SIGKILL)
+        child.close()

@@ -36,7 +36,8 @@ def build_app(config: Config | None = None, *, start_scheduler: bool | None = No
     app = Flask(__name__)
     app.json.sort_keys = False
     if config.snapshot_store == "memory":
-        svc = Service(config, BuilderProcess(config) if builder_process else None)
+        # Nothing is served until the first build, just below, is done.
+        svc = Service(config, BuilderProcess(config, first_build_alone=True) if builder_process else None)
         if not svc.refresh():
             raise RuntimeError(f"the first build failed: {svc.last_error}")
         start = svc.start_scheduler

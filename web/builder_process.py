@@ -15,18 +15,22 @@ its whole length, and request threads wait that long. A full rebuild of
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import threading
 import time
-from contextlib import nullcontext
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
-from multiprocessing import get_context
+from functools import partial
+from multiprocessing import current_process, get_context
 from multiprocessing.connection import Connection
 from types import MappingProxyType
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from feeds import Builder, Config
-from feeds.builder import BuildReport, collector_paused
+from feeds.builder import READ_CHUNK, BuildReport, collector_paused
 from feeds.catalog import Feed
 from feeds.entries import Entry
 from feeds.snapshot import Document, Snapshot, gzip_only
@@ -38,16 +42,21 @@ from .pacing import Pacer, resume_if_orphaned, stat_fields
 CHUNK_BYTES = 1 << 18  # documents per message: a quarter MiB, so unpickling never holds the GIL long
 CHUNK_ENTRIES = 64  # entries per message (about a millisecond to unpickle)
 CHUNK_FEEDS = 25  # feeds per message, entries by id
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent ends
 STALL_SECONDS = 1.0  # how often a build that is taking long is checked for a builder left stopped
 
 
 class BuilderProcess:
-    """A `Builder` look-alike whose work happens in a child process."""
+    """A `Builder` look-alike whose work happens in a child process.
 
-    def __init__(self, config: Config) -> None:
+    `first_build_alone`: no request is answered until the first build is done
+    (`seedfeeds serve` with the in-memory store), so that build may read on every
+    CPU (see `_reading_on_every_cpu`); every later one runs in the child alone."""
+
+    def __init__(self, config: Config, first_build_alone: bool = False) -> None:
         context = get_context("spawn")  # the serving process has threads: never fork it
         self._conn, child_end = context.Pipe()
-        self._process = context.Process(target=_serve_builds, args=(config, child_end),
+        self._process = context.Process(target=_serve_builds, args=(config, child_end, first_build_alone),
                                         name="seedfeeds-builder", daemon=True)
         self._process.start()
         child_end.close()
@@ -140,13 +149,15 @@ def _entries_of(feeds: Iterable[Feed]) -> dict[str, Entry]:
     return {entry.id: entry for feed in feeds for entries in (feed.entries, feed.older) for entry in entries}
 
 
-def _serve_builds(config: Config, conn: Connection) -> None:
+def _serve_builds(config: Config, conn: Connection, first_build_alone: bool = False) -> None:
     """The child: build on request, answer with what changed; exit when the parent goes."""
     pacer = Pacer(serving=os.getppid(), group=_serving_group(os.getppid()))  # while this process has no other thread
+    every_cpu = _allowed_cpus()  # before _yield_to_serving keeps this process to one
     _yield_to_serving()  # then: threads started after inherit it
     _exit_with(os.getppid())
     builder = Builder(config)
     sent: Snapshot | None = None
+    pooled = first_build_alone and len(every_cpu) > 1 and _readers_can_end_with_parent()
     while True:
         try:
             request = conn.recv()
@@ -158,11 +169,14 @@ def _serve_builds(config: Config, conn: Connection) -> None:
         if request != "build":
             return
         try:
-            with pacer.building() if builder.config.pace_builds else nullcontext():
+            with pacer.building() if builder.config.pace_builds else nullcontext(), \
+                    _reading_on_every_cpu(builder, every_cpu) if pooled else nullcontext():
                 snapshot = builder.build()
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which keeps its snapshot
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
             continue
+        finally:
+            pooled = False
         if snapshot is sent:
             conn.send(("same", builder.last_report))
             continue
@@ -209,6 +223,71 @@ def _yield_to_serving() -> None:
             os.sched_setaffinity(0, {cpus[-1]})
     except (AttributeError, OSError):  # not Linux: the scheduler places it
         pass
+
+
+def _allowed_cpus() -> set[int]:
+    try:
+        return os.sched_getaffinity(0)
+    except AttributeError:  # not Linux
+        return set()
+
+
+@contextmanager
+def _reading_on_every_cpu(builder: Builder, cpus: set[int]) -> Iterator[None]:
+    """This build on every CPU of `cpus`: seed files read in a process pool, one
+    reader per CPU, as `seedfeeds build` reads them, and this process free to
+    leave the one CPU `_yield_to_serving` keeps it to. The pool ends with the
+    build. For the first build of `seedfeeds serve` only: no request waits beside
+    it, and the pacer, which stops this process alone, would not pace the readers.
+    At 10,000 seeds, `seedfeeds serve` answered its first request after 6.3-6.8 s
+    instead of 7.8-8.8 s (four interleaved pairs), and the builder then held
+    76 MiB RSS instead of 102: the parsers' leftovers stay in the readers."""
+    kept = os.sched_getaffinity(0)
+    # The serving process started this one as a daemon (to end it when it exits), and
+    # multiprocessing refuses children to a daemon; that flag is the parent's business.
+    current_process().daemon = False
+    _set_cpus(cpus)  # the readers inherit them
+    try:
+        with ProcessPoolExecutor(max_workers=len(cpus), mp_context=get_context("fork"),
+                                 initializer=_reader_started, initargs=(os.getpid(),)) as pool:
+            builder.read_map = partial(pool.map, chunksize=READ_CHUNK)
+            try:
+                yield
+            finally:
+                builder.read_map = None
+    finally:
+        _set_cpus(kept)
+
+
+def _set_cpus(cpus: set[int]) -> None:
+    """Run on `cpus` if the system lets this process (a container's CPU set may
+    have changed meanwhile): where it runs is never worth failing a build for."""
+    try:
+        os.sched_setaffinity(0, cpus)
+    except OSError:
+        pass
+
+
+def _readers_can_end_with_parent() -> bool:
+    """Whether a reader can be made to end with this process (Linux's
+    PR_SET_PDEATHSIG). A pool's reader whose parent is gone waits for work
+    forever, and it holds a copy of this process's end of the pipe to the serving
+    process: that process would never see the pipe close, and wait on."""
+    return _prctl() is not None
+
+
+def _prctl() -> Callable[..., int] | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+def _reader_started(builder: int) -> None:
+    """In each reader, first: end with the builder (SIGKILL once it is gone)."""
+    _prctl()(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != builder:  # gone before the line above took hold
+        os._exit(1)
 
 
 def _exit_with(parent: int) -> None:

@@ -25,7 +25,7 @@ import click
 
 from feeds import Builder, Config, ConfigError, build_snapshot, load_config
 from feeds.snapshot import Snapshot
-from feeds.builder import check_files, collector_paused
+from feeds.builder import READ_CHUNK, check_files, collector_paused
 from feeds.catalog import KINDS
 from feeds.static import SiteWriter
 from feeds.urls import FORMATS
@@ -183,7 +183,7 @@ def _read_shown(pool: ProcessPoolExecutor, read: Callable, seeds: Iterable) -> I
     """`pool.map(read, seeds)`, advancing a bar as results come in."""
     seeds = list(seeds)
     with progress.bar("Reading seed files", len(seeds)) as steps:
-        for result in pool.map(read, seeds, chunksize=64):
+        for result in pool.map(read, seeds, chunksize=READ_CHUNK):
             steps.update(1)  # before the yield: the builder stops asking after the last result
             yield result
 
