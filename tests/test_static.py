@@ -227,3 +227,25 @@ def test_a_path_leading_out_of_the_folder_is_refused(tmp_path, path):
         writer.write(path, make_document(b"<feed/>", "application/atom+xml", EPOCH))
     writer.abort()
     assert not any(p.name.startswith("escaped") for p in tmp_path.rglob("*"))
+
+
+def test_a_path_written_twice_never_writes_through_to_the_served_version(tmp_path):
+    """An unchanged file is a hard link to the version being served: writing the
+    same path again in the new version must fail, not change the live file."""
+    from feeds.snapshot import make_document
+    from feeds.static import SiteWriter
+    from feeds.catalog import EPOCH
+
+    site = tmp_path / "site"
+    first = SiteWriter(site)
+    first.write("/feeds/all.atom", make_document(b"<feed>served</feed>", "application/atom+xml", EPOCH))
+    first.commit()
+    served = (site / "feeds/all.atom").read_bytes(), (site / "feeds/all.atom.gz").read_bytes()
+
+    second = SiteWriter(site)
+    second.write("/feeds/all.atom", make_document(b"<feed>served</feed>", "application/atom+xml", EPOCH))
+    assert second.kept == 2  # both files hard-linked from the served version
+    with pytest.raises(FileExistsError):
+        second.write("/feeds/all.atom", make_document(b"<feed>other</feed>", "application/atom+xml", EPOCH))
+    second.abort()
+    assert ((site / "feeds/all.atom").read_bytes(), (site / "feeds/all.atom.gz").read_bytes()) == served
