@@ -11,6 +11,7 @@ incremental builds go through the same path, so their bytes are identical.
 
 from __future__ import annotations
 
+from html import escape
 from typing import Callable
 
 from feedgen.entry import FeedEntry
@@ -188,7 +189,9 @@ def _feed_entry(entry: Entry, fmt: str, topics_stem: str) -> FeedEntry:
         fe.author({"name": entry.author.name, **({"uri": entry.author.uri} if entry.author.uri else {})})
         fe.dc.dc_creator(entry.author.name)
     if entry.summary:
-        fe.summary(entry.summary)
+        # RSS readers take <description> as HTML: the plain-text summary goes in escaped
+        # ("AT&T" as "AT&amp;T"), so it reads as the same text. Atom says type="text".
+        fe.summary(escape(entry.summary, quote=False) if fmt == "rss" else entry.summary)
     if entry.content:  # an empty <content> is legal but validators frown on it
         fe.content(entry.content_html, type="html")
     for topic in entry.topics:

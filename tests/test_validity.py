@@ -9,6 +9,7 @@ one file per flaw) and a config with named feeds, all built in-process.
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
+import lxml.html
 import pytest
 
 from checks import active_content, is_web_url, parse_xml, texts
@@ -540,3 +542,30 @@ def test_every_format_dates_an_entry_as_its_seed_does(tmp_path, written, meant):
     assert [e["published"] for e in atom_entries(documents["/feeds/all.atom"].body)] == expected
     assert [e["published"] for e in rss_items(documents["/feeds/all.rss"].body)] == expected
     assert [e["published"] for e in json_items(documents["/feeds/all.json"].body)] == expected
+
+
+# --- summaries read back
+
+AMPERSAND_SEED = """---
+title: "Ampersands"
+excerpt: "AT&T and P&amp;G: 2 < 3, &amp;amp;amp;amp;copy; stays text"
+publishedDateTime: 2021-06-01T12:00:00Z
+originalUrl: "https://news.example.com/ampersands"
+---
+"""
+
+
+def test_a_summary_reads_back_as_the_same_text_from_every_format(tmp_path):
+    """Atom's summary is text and JSON's a string; RSS readers take <description> as
+    HTML, so there the same text comes escaped (the W3C validator warns of a bare
+    "AT&T"), and read as HTML it is the same text again."""
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "seeds" / "amp.txt").write_text(AMPERSAND_SEED, encoding="utf-8")
+    documents = build_snapshot(load_config(write_config(tmp_path / "seedfeeds.toml", tmp_path / "seeds"))).documents
+    summary = json.loads(documents["/feeds/all.json"].body)["items"][0]["summary"]
+    assert summary.startswith("AT&T and P&G: 2 < 3, &")
+    atom = parse_xml(documents["/feeds/all.atom"].body).find("atom:entry/atom:summary", NS)
+    assert (atom.get("type", "text"), atom.text) == ("text", summary)
+    description = parse_xml(documents["/feeds/all.rss"].body).findtext("channel/item/description")
+    assert description == html.escape(summary, quote=False)
+    assert lxml.html.fragment_fromstring(description, create_parent="p").text_content() == summary
