@@ -26,14 +26,15 @@ from web import SERVE_PID_ENV, builder_process, pacing
 from web.builder_process import BuilderProcess
 
 
+def config_named(tmp_path: Path, seeds: Path, name: str):
+    """A config over `seeds` with a state folder of its own (`name`-state)."""
+    return load_config(write_config(tmp_path / f"{name}.toml", seeds,
+                                    extra=f'[state]\npath = "{tmp_path / (name + "-state")}"\n'))
+
+
 def builders(tmp_path: Path, seeds: Path) -> tuple[Builder, BuilderProcess]:
     """An in-process builder and a child-process one over the same seeds, each with its own state."""
-    made = []
-    for name in ("local", "child"):
-        config = load_config(write_config(tmp_path / f"{name}.toml", seeds,
-                                          extra=f'[state]\npath = "{tmp_path / (name + "-state")}"\n'))
-        made.append(Builder(config) if name == "local" else BuilderProcess(config))
-    return made[0], made[1]
+    return Builder(config_named(tmp_path, seeds, "local")), BuilderProcess(config_named(tmp_path, seeds, "child"))
 
 
 def assert_same(local, child) -> None:
@@ -92,11 +93,7 @@ def test_a_builder_that_forgot_its_bodies_still_makes_what_a_cold_build_makes(tm
     """The child drops the bytes it has sent (`Builder.forget_bodies`): its later builds
     still tell unchanged documents (the same stub objects, never sent again) from changed
     ones, and every changed one has the bytes a cold build makes."""
-    def config(name: str):
-        return load_config(write_config(tmp_path / f"{name}.toml", corpus,
-                                        extra=f'[state]\npath = "{tmp_path / (name + "-state")}"\n'))
-
-    builder = Builder(config("warm"))
+    builder = Builder(config_named(tmp_path, corpus, "warm"))
     first = builder.build()
     stubbed = builder.forget_bodies()
     feed_paths = [path for path in stubbed.documents if path not in stubbed.pages]
@@ -109,7 +106,7 @@ def test_a_builder_that_forgot_its_bodies_still_makes_what_a_cold_build_makes(tm
 
     retitle(sorted(corpus.rglob("*.txt"))[0], "Edited")
     second = builder.build()
-    cold = Builder(config("cold")).build()
+    cold = Builder(config_named(tmp_path, corpus, "cold")).build()
     assert list(second.documents) == list(cold.documents)
     kept = [path for path, doc in second.documents.items() if doc is stubbed.documents[path]]
     fresh = [path for path in second.documents if path not in kept]
@@ -189,23 +186,28 @@ def state_of(pid: int) -> str:
         return ""
 
 
-def states_while(pid: int, work):
-    """`work()`'s result, and the states of process `pid` sampled every 2 ms meanwhile."""
-    samples: list[str] = []
+def sampling_while(work, sample, interval: float):
+    """`work()`'s result, calling `sample()` every `interval` seconds meanwhile (in a thread)."""
     done = threading.Event()
 
-    def sample() -> None:
+    def loop() -> None:
         while not done.is_set():
-            samples.append(state_of(pid))
-            time.sleep(0.002)
+            sample()
+            time.sleep(interval)
 
-    sampler = threading.Thread(target=sample)
+    sampler = threading.Thread(target=loop)
     sampler.start()
     try:
-        return work(), samples
+        return work()
     finally:
         done.set()
         sampler.join()
+
+
+def states_while(pid: int, work):
+    """`work()`'s result, and the states of process `pid` sampled every 2 ms meanwhile."""
+    samples: list[str] = []
+    return sampling_while(work, lambda: samples.append(state_of(pid)), 0.002), samples
 
 
 @contextmanager
@@ -426,24 +428,15 @@ def readers_while(builder: int, work) -> tuple[object, dict[int, set[int] | None
     """`work()`'s result, and each reader of `builder` seen meanwhile (1 ms samples)
     with the CPUs it may run on (None if it ended before they were read)."""
     seen: dict[int, set[int] | None] = {}
-    done = threading.Event()
 
     def sample() -> None:
-        while not done.is_set():
-            for reader in readers_of(builder) - seen.keys():
-                try:
-                    seen[reader] = os.sched_getaffinity(reader)
-                except OSError:
-                    seen[reader] = None
-            time.sleep(0.001)
+        for reader in readers_of(builder) - seen.keys():
+            try:
+                seen[reader] = os.sched_getaffinity(reader)
+            except OSError:
+                seen[reader] = None
 
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        return work(), seen
-    finally:
-        done.set()
-        sampler.join()
+    return sampling_while(work, sample, 0.001), seen
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="reading on every CPU needs two")
@@ -453,11 +446,8 @@ def test_the_first_build_of_serve_reads_on_every_cpu_and_makes_what_an_in_proces
     it, and later builds (beside requests) read in the builder alone."""
     assert len(list(corpus.rglob("*.txt"))) >= PARALLEL_MIN  # or the builder reads in-process
     cpus = os.sched_getaffinity(0)
-    local = Builder(load_config(write_config(tmp_path / "local.toml", corpus,
-                                             extra=f'[state]\npath = "{tmp_path / "local-state"}"\n')))
-    config = load_config(write_config(tmp_path / "child.toml", corpus,
-                                      extra=f'[state]\npath = "{tmp_path / "child-state"}"\n'))
-    child = BuilderProcess(config, first_build_alone=True)
+    local = Builder(config_named(tmp_path, corpus, "local"))
+    child = BuilderProcess(config_named(tmp_path, corpus, "child"), first_build_alone=True)
     try:
         first, readers = readers_while(child.pid, child.build)
         assert_same(local.build(), first)
@@ -473,8 +463,7 @@ def test_the_first_build_of_serve_reads_on_every_cpu_and_makes_what_an_in_proces
     finally:
         child.close()
 
-    plain = BuilderProcess(load_config(write_config(tmp_path / "plain.toml", corpus,
-                                                    extra=f'[state]\npath = "{tmp_path / "plain-state"}"\n')))
+    plain = BuilderProcess(config_named(tmp_path, corpus, "plain"))
     try:
         cold, readers = readers_while(plain.pid, plain.build)  # a builder that may be serving beside its first build
         assert readers == {}
@@ -487,9 +476,7 @@ def test_the_first_build_of_serve_reads_on_every_cpu_and_makes_what_an_in_proces
 def test_the_readers_of_a_first_build_end_with_a_builder_killed_during_it(tmp_path):
     """A reader outliving its builder would wait for work forever."""
     seeds = generate_corpus(tmp_path / "seeds", 2000)
-    child = BuilderProcess(load_config(write_config(tmp_path / "child.toml", seeds,
-                                                    extra=f'[state]\npath = "{tmp_path / "state"}"\n')),
-                           first_build_alone=True)
+    child = BuilderProcess(config_named(tmp_path, seeds, "child"), first_build_alone=True)
     failed: list[BaseException] = []
 
     def build() -> None:

@@ -17,7 +17,9 @@ import pytest
 from bench_scripts import load_bench
 from conftest import SEEDFEEDS, free_port, http_get, wait_for
 from feeds import build_snapshot, load_config
-from feeds.catalog import KINDS
+from feeds.catalog import EPOCH, KINDS
+from feeds.snapshot import make_document
+from feeds.static import SiteWriter
 from feeds.urls import FORMATS
 from web.cli import RENDER_SHARES
 
@@ -180,7 +182,6 @@ def test_nginx_sample_config_is_in_the_readme():
 def test_a_failing_render_child_fails_the_build_and_leaves_no_process(config_file, tmp_path, monkeypatch, capfd):
     """The formats are rendered in forked children: if one fails, the build fails with
     its traceback shown, every child is reaped, and OUT keeps the previous version."""
-    from feeds.static import SiteWriter
     from web import cli
 
     out = tmp_path / "site"
@@ -218,10 +219,6 @@ def children() -> set[int]:
 @pytest.mark.parametrize("path", ["/../escaped.atom", "/feeds/../../escaped.atom", "/feeds/a/../../../escaped.atom"])
 def test_a_path_leading_out_of_the_folder_is_refused(tmp_path, path):
     """Document paths are checked to stay inside the version folder being written."""
-    from feeds.snapshot import make_document
-    from feeds.static import SiteWriter
-    from feeds.catalog import EPOCH
-
     writer = SiteWriter(tmp_path / "site")
     with pytest.raises(ValueError, match="outside the output folder"):
         writer.write(path, make_document(b"<feed/>", "application/atom+xml", EPOCH))
@@ -232,10 +229,6 @@ def test_a_path_leading_out_of_the_folder_is_refused(tmp_path, path):
 def test_a_path_written_twice_never_writes_through_to_the_served_version(tmp_path):
     """An unchanged file is a hard link to the version being served: writing the
     same path again in the new version must fail, not change the live file."""
-    from feeds.snapshot import make_document
-    from feeds.static import SiteWriter
-    from feeds.catalog import EPOCH
-
     site = tmp_path / "site"
     first = SiteWriter(site)
     first.write("/feeds/all.atom", make_document(b"<feed>served</feed>", "application/atom+xml", EPOCH))

@@ -152,8 +152,7 @@ def _entries_of(feeds: Iterable[Feed]) -> dict[str, Entry]:
 def _serve_builds(config: Config, conn: Connection, first_build_alone: bool = False) -> None:
     """The child: build on request, answer with what changed; exit when the parent goes."""
     pacer = Pacer(serving=os.getppid(), group=_serving_group(os.getppid()))  # while this process has no other thread
-    every_cpu = _allowed_cpus()  # before _yield_to_serving keeps this process to one
-    _yield_to_serving()  # then: threads started after inherit it
+    every_cpu = _yield_to_serving()  # then: threads started after inherit it
     _exit_with(os.getppid())
     builder = Builder(config)
     sent: Snapshot | None = None
@@ -200,7 +199,7 @@ def _serving_group(serving: int) -> int | None:
     return group if fields[1:2] == [str(group)] else None
 
 
-def _yield_to_serving() -> None:
+def _yield_to_serving() -> set[int]:
     """Serving comes first: this process runs when the CPUs have nothing else to do
     (SCHED_IDLE, or nice 19 where that is missing), so a rebuild takes longer on a
     busy machine rather than taking CPU from the process answering requests. And
@@ -212,24 +211,20 @@ def _yield_to_serving() -> None:
     under wrk's full load and 7-9x under a steady 3,700 requests/s; kept on one CPU,
     1.4-2.4x and 1.5x. SCHED_IDLE still gets a small share of a saturated CPU, so
     refreshes slow down under load but never stop. What is left of that cost, the
-    pacer takes away (`web.pacing`)."""
+    pacer takes away (`web.pacing`).
+
+    Returns the CPUs this process could use before (none where that is unknown)."""
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):
         os.nice(19)
     try:
-        cpus = sorted(os.sched_getaffinity(0))
-        if len(cpus) > 1:
-            os.sched_setaffinity(0, {cpus[-1]})
+        cpus = os.sched_getaffinity(0)
     except (AttributeError, OSError):  # not Linux: the scheduler places it
-        pass
-
-
-def _allowed_cpus() -> set[int]:
-    try:
-        return os.sched_getaffinity(0)
-    except AttributeError:  # not Linux
         return set()
+    if len(cpus) > 1:
+        _set_cpus({max(cpus)})
+    return cpus
 
 
 @contextmanager
