@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import re
 import threading
+from bisect import bisect_left
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Iterator
 
@@ -26,13 +27,20 @@ IMAGE_SCHEMES = ("http", "https")
 
 # Characters XML 1.0 forbids (https://www.w3.org/TR/xml/#charsets), C1 controls, and
 # noncharacters: feedgen raises on the former, readers choke on the rest.
-_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
+# Noncharacters are U+FDD0-U+FDEF and the last two code points of every plane.
+_NONCHARACTERS = "\ufdd0-\ufdef" + "".join(chr(plane + 0xFFFE) + chr(plane + 0xFFFF) for plane in range(0, 0x110000, 0x10000))
+_FORBIDDEN = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff{_NONCHARACTERS}]")
 # Stripping a disallowed element keeps its text; for these the text is code or
 # page furniture, not prose, so it goes with the element (bleach still does the
 # sanitizing: this only spares readers "alert(1)" and CSS in the middle of a story).
-_HIDDEN_ELEMENTS = re.compile(
-    r"<(script|style|template|textarea|title|xmp|iframe|noembed|noframes|noscript)\b[^>]*>.*?</\1\s*>",
-    re.IGNORECASE | re.DOTALL)
+# Openers and closers are found in one pass each (see `_drop_hidden`): a single
+# pattern `<script>.*?</script>` rescans to the end from every unclosed opener.
+_HIDDEN = "script|style|template|textarea|title|xmp|iframe|noembed|noframes|noscript"
+_HIDDEN_OPENER = re.compile(rf"<({_HIDDEN})\b[^<>]*>", re.IGNORECASE)
+_HIDDEN_CLOSER = re.compile(rf"</({_HIDDEN})\s*>", re.IGNORECASE)
+# In plain text, a "<" that an HTML reader would take for the start of a tag or
+# comment (https://html.spec.whatwg.org/#tag-open-state): it gets a space after it.
+_TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
 # Bidi overrides and isolates, zero-width space and BOM: invisible, and able to make a
 # title read differently from what it says ("txt.exe" spoofing). Plain text only.
 _INVISIBLE = re.compile("[\u200b\u202a-\u202e\u2066-\u2069\ufeff]")
@@ -89,7 +97,26 @@ def remove_forbidden(text: str) -> str:
 
 
 def _drop_hidden(html_text: str) -> str:
-    return _HIDDEN_ELEMENTS.sub("", html_text) if "<" in html_text else html_text
+    """`html_text` without each hidden element (`_HIDDEN`), from its opener to the first
+    closer of the same name; an opener with no closer after it stays (bleach strips it).
+    Linear: each closer list is searched by bisection, never rescanned."""
+    if "<" not in html_text:
+        return html_text
+    closers: dict[str, list[tuple[int, int]]] = {}
+    for match in _HIDDEN_CLOSER.finditer(html_text):
+        closers.setdefault(match.group(1).lower(), []).append(match.span())
+    if not closers:
+        return html_text
+    kept, done = [], 0
+    for opener in _HIDDEN_OPENER.finditer(html_text):
+        if opener.start() < done:
+            continue  # inside an element already dropped
+        spans = closers.get(opener.group(1).lower(), ())
+        after = bisect_left(spans, (opener.end(), 0))
+        if after < len(spans):
+            kept.append(html_text[done:opener.start()])
+            done = spans[after][1]
+    return "".join(kept) + html_text[done:] if kept else html_text
 
 
 def _drop_forbidden_refs(html_text: str) -> str:
@@ -119,7 +146,9 @@ def plain_text(value: str) -> str:
         if decoded == text:
             break
         text = decoded
-    return " ".join(text.split())
+    # Whatever four rounds left (an unclosed "<img onerror=...", text encoded five
+    # times over) must not read as a tag to a reader that takes the text for HTML.
+    return " ".join(_TAG_OPEN.sub("< ", text).split())
 
 
 def clean_html(fragment: str, base_url: str | None = None) -> str:

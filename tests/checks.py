@@ -17,7 +17,10 @@ FORBIDDEN_TAGS = frozenset({"script", "iframe", "frame", "frameset", "object", "
                             "link", "form", "input", "button", "textarea", "select", "meta", "base", "svg",
                             "math", "template"})
 # A raw "<script" in markup is a tag to every parser, whatever lxml makes of the rest.
-RAW_FORBIDDEN_TAG = re.compile(r"<\s*/?\s*(?:%s)\b" % "|".join(sorted(FORBIDDEN_TAGS)), re.IGNORECASE)
+# Only "<" or "</" followed straight by a letter opens a tag: "< script" is text
+# (https://html.spec.whatwg.org/#tag-open-state), which is how plain text defuses
+# what its decoding could not (see feeds.sanitize.plain_text).
+RAW_FORBIDDEN_TAG = re.compile(r"</?(?:%s)\b" % "|".join(sorted(FORBIDDEN_TAGS)), re.IGNORECASE)
 # URL-bearing or styling attributes the sanitizer never needs; href and src are checked by value.
 UNWANTED_ATTRIBUTES = frozenset({"style", "srcset", "action", "formaction", "poster", "background", "data",
                                  "xlink:href", "lowsrc", "dynsrc", "ping"})
