@@ -181,5 +181,7 @@ def _parse_datetime(value: Any) -> datetime:
         pass
     try:
         return parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except OverflowError:  # a year, day, hour... too big for C: "Mon, 01 Jan 99999999999999999999 ..."
+        raise ValueError(f"date {_show(text)} is out of range") from None
+    except (TypeError, ValueError, IndexError):  # what the RFC 2822 parser raises on other garbage
         raise ValueError(f"expected an ISO 8601 date, got {_show(text)}") from None

@@ -26,6 +26,9 @@ from .urls import http_url, provider_domain
 
 _SUFFIX_GLOB = re.compile(r"\*(\.[^*?\[\]/]+)")  # "*.txt": any name ending in ".txt"
 _STAMP = struct.Struct("=qqqQ")  # size, mtime_ns, ctime_ns, inode
+# Python names a byte that is not UTF-8 in a file name by a lone surrogate, U+DC80-U+DCFF (PEP 383).
+_UNDECODABLE = re.compile("[\ud800-\udfff]")
+_NOT_UTF8 = "name is not valid UTF-8 (shown with \ufffd for each invalid byte); not read: rename it to valid UTF-8"
 _2_63, _2_64 = 1 << 63, 1 << 64
 
 
@@ -137,8 +140,9 @@ def list_folder(root: Path, globs: Iterable[str]) -> Listing:
     """Every seed file under `root` (recursively, hidden names skipped), in the
     order the folders list them (stable while nothing changes).
 
-    Symlinks that lead outside `root` are not followed, and are reported. This
-    runs on every refresh, so it only lists and stats: one syscall per file.
+    Symlinks that lead outside `root` are not followed, and are reported; so are
+    names that are not valid UTF-8 (see `_undecodable_dropped`). This runs on
+    every refresh, so it only lists and stats: one syscall per file.
     """
     matches = name_matcher(globs)
     root = root.resolve()
@@ -162,10 +166,13 @@ def list_folder(root: Path, globs: Iterable[str]) -> Listing:
                     if name[0] == ".":
                         continue
                     if item.is_dir(follow_symlinks=False):
-                        subfolders.append((item.path, f"{prefix}{name}/"))
+                        if _UNDECODABLE.search(name):  # every file in it would carry the name
+                            notes.append(Diagnostic(shown_name(f"{prefix}{name}/"), "(file)", "error", _NOT_UTF8))
+                        else:
+                            subfolders.append((item.path, f"{prefix}{name}/"))
                     elif item.is_symlink() and not _inside(item.path, root):
                         kind = "folder" if item.is_dir() else "file"
-                        notes.append(Diagnostic(prefix + name, "(file)", "warning",
+                        notes.append(Diagnostic(shown_name(prefix + name), "(file)", "warning",
                                                 f"symlinked {kind} outside the seed folder not followed"))
                     elif matches(name):
                         stamp = _packed_stamp(item, prefix, notes)
@@ -179,7 +186,11 @@ def list_folder(root: Path, globs: Iterable[str]) -> Listing:
             unlisted.append(prefix)
             continue
         if len(names) > 1:
-            folders.append("\0".join(names))  # NUL is in no file name
+            listed = "\0".join(names)  # NUL is in no file name
+            if not listed.isascii() and _UNDECODABLE.search(listed):  # isascii: O(1), a flag of the str
+                listed = _undecodable_dropped(names, stamps, packed, notes)
+            if listed:
+                folders.append(listed)
         pending.extend(subfolders)
     return Listing(str(root), folders, stamps, sorted(notes, key=lambda d: (d.file, d.field, d.message)),
                    tuple(unlisted))
@@ -208,6 +219,32 @@ def listing_order(seed: SeedFile) -> tuple[list[str], str]:
     return folders, name
 
 
+def _undecodable_dropped(names: list[str], stamps: bytearray, packed: int, notes: list[Diagnostic]) -> str:
+    """One folder's listing (`names`: its prefix, then its files, whose stamps
+    start at `packed`) without the files whose names are not valid UTF-8, each
+    reported instead; "" if none is left.
+
+    Such a name cannot be stored (the ledger), printed (the directory page,
+    `check --json`) or published as it is, and a name shown differently would
+    not be the file's: the operator renames it. Checked once per folder, on the
+    joined names, so a folder of ASCII names costs nothing more."""
+    prefix, kept, kept_stamps = names[0], [names[0]], bytearray()
+    for i, name in enumerate(names[1:]):
+        if _UNDECODABLE.search(name):
+            notes.append(Diagnostic(shown_name(prefix + name), "(file)", "error", _NOT_UTF8))
+        else:
+            kept.append(name)
+            at = packed + i * _STAMP.size
+            kept_stamps += stamps[at:at + _STAMP.size]
+    stamps[packed:] = kept_stamps
+    return "\0".join(kept) if len(kept) > 1 else ""
+
+
+def shown_name(name: str) -> str:
+    """A file name as it can be shown and stored: each byte that was not UTF-8 as U+FFFD."""
+    return _UNDECODABLE.sub("\ufffd", name)
+
+
 def _inside(path: str, root: Path) -> bool:
     return Path(path).resolve().is_relative_to(root)
 
@@ -217,10 +254,10 @@ def _packed_stamp(item: os.DirEntry, prefix: str, notes: list[Diagnostic]) -> by
     try:
         st = item.stat()
     except OSError as exc:  # not the folder's fault: caught here, not by list_folder
-        notes.append(Diagnostic(prefix + item.name, "(file)", "error", f"cannot stat: {exc.strerror}"))
+        notes.append(Diagnostic(shown_name(prefix + item.name), "(file)", "error", f"cannot stat: {exc.strerror}"))
         return None
     if not stat.S_ISREG(st.st_mode):  # a FIFO would block the reader forever
-        notes.append(Diagnostic(prefix + item.name, "(file)", "error", "not a regular file; not read"))
+        notes.append(Diagnostic(shown_name(prefix + item.name), "(file)", "error", "not a regular file; not read"))
         return None
     try:
         return _STAMP.pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
@@ -233,7 +270,11 @@ def _wrapped(value: int) -> int:
 
 
 def read_record(seed: SeedFile, limits: Limits = Limits()) -> tuple[Record | None, list[Diagnostic]]:
-    """Read and check one seed file: a record (maybe with warnings) or an error."""
+    """Read and check one seed file: a record (maybe with warnings) or an error.
+    A name that is not UTF-8 is refused unread, as the folder listing refuses it
+    (a file named on the command line, `check FILE`, is not listed)."""
+    if _UNDECODABLE.search(seed.rel):
+        return None, [Diagnostic(shown_name(seed.rel), "(file)", "error", _NOT_UTF8)]
     warnings: list[Diagnostic] = []
     try:
         text = decode(_read_bytes(seed.path, limits.file_bytes))

@@ -395,3 +395,162 @@ def test_the_same_files_listed_in_another_order_are_not_read_again(builder, monk
     monkeypatch.setattr(builder_module, "read_record", lambda *a: pytest.fail("a file was read again"))
     assert builder.build() is first
     assert builder.last_report.read == 0
+
+
+# --- dates too big for the date parser -------------------------------------------
+
+HUGE_DATES = [
+    "Mon, 01 Jan 99999999999999999999 00:00:00 +0000",  # year
+    "Mon, 01 Jan 2021 99999999999999999999:00:00 +0000",  # hour
+    "Mon, 01 Jan 9999999999 00:00:00 +0000",  # a year past what a C int holds
+]
+
+
+def _seeds_with(tmp_path: Path, bad: str) -> Path:
+    """A seed folder holding a good file and `bad` (a seed's text) as x.txt."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "good.txt").write_text(MINIMAL.format(title="Good", slug="good"))
+    (seeds / "x.txt").write_text(bad)
+    return seeds
+
+
+@pytest.mark.parametrize("date", HUGE_DATES)
+def test_a_date_too_big_to_parse_makes_the_file_unusable_not_the_build(tmp_path, date):
+    """An RFC 2822 date whose year or hour overflows the parser is an out-of-range
+    date: the file gets an error on publishedDateTime, the others publish."""
+    seeds = _seeds_with(tmp_path, f'---\ntitle: "x"\npublishedDateTime: "{date}"\n'
+                                  'originalUrl: "https://example.com/x"\n---\n')
+    count, notes = check_files(seeds, ("*.txt",))
+    assert [(d.file, d.field, d.severity) for d in notes] == [("x.txt", "publishedDateTime", "error")]
+    assert "out of range" in notes[0].message
+    snapshot = build_snapshot(load_config(write_config(tmp_path / "c.toml", seeds)))
+    assert [e.title for e in snapshot.feeds["all"].entries] == ["Good"]
+    assert ("x.txt", "publishedDateTime", "error") in [(d.file, d.field, d.severity) for d in snapshot.diagnostics]
+
+
+@pytest.mark.parametrize("date", HUGE_DATES)
+def test_a_related_date_too_big_to_parse_is_dropped_like_any_bad_related_date(tmp_path, date):
+    """In a related item the same date is dropped with a warning, as any unreadable
+    optional date is; the file and its related item still publish."""
+    seeds = _seeds_with(tmp_path, '---\ntitle: "x"\npublishedDateTime: 2021-02-01T00:00:00Z\n'
+                                  'originalUrl: "https://example.com/x"\nrelated:\n'
+                                  f'  - {{title: r, webUrl: "https://example.com/r", publishedDateTime: "{date}"}}\n---\n')
+    count, notes = check_files(seeds, ("*.txt",))
+    assert [(d.file, d.field, d.severity) for d in notes] == [("x.txt", "related[0].publishedDateTime", "warning")]
+    assert "out of range" in notes[0].message
+    snapshot = build_snapshot(load_config(write_config(tmp_path / "c.toml", seeds)))
+    assert [e.title for e in snapshot.feeds["all"].entries] == ["x", "Good"]
+    record, _ = read(seeds / "x.txt")
+    assert [(r.title, r.published) for r in record.related] == [("r", None)]
+
+
+# --- file names that are not UTF-8 -------------------------------------------------
+
+RENAME = "name is not valid UTF-8"
+
+
+def _badly_named_seeds(tmp_path: Path) -> Path:
+    """A good file, a usable file and an unusable one whose names hold invalid
+    UTF-8 bytes, and a folder so named holding a usable file."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "good.txt").write_text(MINIMAL.format(title="Good", slug="good"))
+    root = os.fsencode(seeds)
+    with open(root + b"/usable\xff.txt", "w") as handle:
+        handle.write(MINIMAL.format(title="Usable", slug="usable"))
+    with open(root + b"/unusable\xfe\xfd.txt", "w") as handle:
+        handle.write('---\ntitle: [x]\npublishedDateTime: 2021-01-01T00:00:00Z\n---\n')
+    os.mkdir(root + b"/sub\xff")
+    with open(root + b"/sub\xff/inner.txt", "w") as handle:
+        handle.write(MINIMAL.format(title="Inner", slug="inner"))
+    return seeds
+
+
+BADLY_NAMED = {"usable\ufffd.txt", "unusable\ufffd\ufffd.txt", "sub\ufffd/"}
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_not_read(tmp_path):
+    """A file (or folder) whose name is not valid UTF-8 is not read: one error asks
+    for a rename, showing each undecodable byte as U+FFFD; the others publish."""
+    seeds = _badly_named_seeds(tmp_path)
+    count, notes = check_files(seeds, ("*.txt",))
+    assert count == 1
+    assert {(d.file, d.field, d.severity) for d in notes} == {(name, "(file)", "error") for name in BADLY_NAMED}
+    assert all(RENAME in d.message and "rename" in d.message for d in notes)
+    snapshot = build_snapshot(load_config(write_config(tmp_path / "c.toml", seeds)))
+    assert [e.title for e in snapshot.feeds["all"].entries] == ["Good"]
+    assert {d.file for d in snapshot.diagnostics} == BADLY_NAMED
+    snapshot.documents["/"].body.decode("utf-8")
+
+
+def test_a_refresh_with_badly_named_files_and_nothing_changed_returns_early(tmp_path, monkeypatch):
+    """The rename diagnostics are the same each scan: a refresh with nothing changed
+    keeps the snapshot without reading a file; a rename to valid UTF-8 publishes."""
+    import feeds.builder as builder_module
+
+    seeds = _badly_named_seeds(tmp_path)
+    builder = Builder(load_config(write_config(tmp_path / "c.toml", seeds)))
+    first = builder.build()
+    real_read = builder_module.read_record
+    monkeypatch.setattr(builder_module, "read_record", lambda *a: pytest.fail("a file was read again"))
+    assert builder.build() is first and builder.last_report.read == 0
+    monkeypatch.setattr(builder_module, "read_record", real_read)
+    os.rename(os.fsencode(seeds) + b"/usable\xff.txt", seeds / "usable.txt")
+    second = builder.build()
+    assert sorted(e.title for e in second.feeds["all"].entries) == ["Good", "Usable"]
+    assert {d.file for d in second.diagnostics} == BADLY_NAMED - {"usable\ufffd.txt"}
+
+
+def test_badly_named_files_through_the_cli(tmp_path):
+    """`build --out` exits 0 and publishes the good file; `check --json` prints strict
+    JSON naming each badly named file as shown, with no lone surrogate."""
+    import json
+    import subprocess
+
+    from conftest import SEEDFEEDS
+
+    seeds = _badly_named_seeds(tmp_path)
+    config = write_config(tmp_path / "c.toml", seeds)
+    out = tmp_path / "site"
+    built = subprocess.run([SEEDFEEDS, "build", "--out", str(out), "--config", str(config)],
+                           capture_output=True, timeout=120)
+    assert built.returncode == 0, built.stderr.decode(errors="replace")
+    assert [item["title"] for item in json.loads((out / "feeds" / "all.json").read_bytes())["items"]] == ["Good"]
+    index = (out / "index.html").read_bytes().decode("utf-8")
+    assert all(name in index for name in BADLY_NAMED)
+    checked = subprocess.run([SEEDFEEDS, "check", "--json", "--config", str(config)], capture_output=True, timeout=120)
+    assert checked.returncode == 1, checked.stderr.decode(errors="replace")
+    report = json.loads(checked.stdout.decode("utf-8"))
+    json.dumps(report, ensure_ascii=False).encode("utf-8")  # strict: a lone surrogate would raise
+    assert {d["file"] for d in report["diagnostics"]} == BADLY_NAMED
+    assert report["files"] == 1 and report["unusable"] == len(BADLY_NAMED)
+
+
+def test_a_badly_named_file_checked_alone_is_reported_not_read(tmp_path):
+    """`check FILE` on such a name (it is not listed, so the listing cannot refuse
+    it) gets the same rename error, in strict JSON."""
+    import json
+    import subprocess
+
+    from conftest import SEEDFEEDS
+
+    seeds = _badly_named_seeds(tmp_path)
+    config = write_config(tmp_path / "c.toml", seeds)
+    checked = subprocess.run([SEEDFEEDS, "check", "--json", "--config", str(config),
+                              os.fsencode(seeds) + b"/usable\xff.txt"], capture_output=True, timeout=120)
+    assert checked.returncode == 1, checked.stderr.decode(errors="replace")
+    report = json.loads(checked.stdout.decode("utf-8"))
+    assert [(d["file"], d["field"], d["severity"]) for d in report["diagnostics"]] == [
+        ("usable\ufffd.txt", "(file)", "error")]
+    assert RENAME in report["diagnostics"][0]["message"]
+
+
+def test_other_notes_on_a_badly_named_file_show_it_renamed_too(tmp_path):
+    """A FIFO with such a name is reported as any FIFO is, under the name as shown."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "ok.txt").write_text(MINIMAL.format(title="Fine", slug="fine"))
+    os.mkfifo(os.fsencode(seeds) + b"/pipe\xff.txt")
+    count, notes = check_files(seeds, ("*.txt",))
+    assert [(d.file, d.field, d.severity) for d in notes] == [("pipe\ufffd.txt", "(file)", "error")]
