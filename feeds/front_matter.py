@@ -8,7 +8,8 @@ handler API, rather than PyYAML:
   null are resolved only when unquoted, which `fields.py` relies on.
 - Hostile input is refused cheaply: nesting is bounded by the parser (libyaml's
   composer recurses in C and crashes the process on deep nesting) and alias
-  replay is capped, so a "billion laughs" document fails fast in bounded memory.
+  replay is capped, in events and in characters, so a "billion laughs" document
+  (or a few thousand aliases of one long string) fails fast in bounded memory.
 - It is about ten times faster than PyYAML's libyaml loader on seed files, and
   releases the GIL while parsing.
 
@@ -29,6 +30,14 @@ class FrontMatterError(ValueError):
     """The front matter is not YAML, or not usable as a mapping of fields."""
 
 
+# Most characters of text aliases may replay in one front matter. yaml-rs makes a
+# new string at each replay, so 9,000 aliases of one 900 kB scalar (a file under
+# the size limit) would make 8 GB; each replayed event makes at most one scalar,
+# no longer than the front matter itself, so a front matter of N characters may
+# replay at most ALIAS_REPLAY_CHARS // N events (and never more than the limit).
+ALIAS_REPLAY_CHARS = 16 * 1024 * 1024
+
+
 class SeedHandler(YAMLHandler):
     """python-frontmatter's YAML handler, parsing with yaml-rs under alias limits."""
 
@@ -39,12 +48,17 @@ class SeedHandler(YAMLHandler):
     def load(self, fm: str, **kwargs: object) -> dict[str, Any]:
         import yaml_rs
 
-        limits = yaml_rs.AliasLimits(max_total_replayed_events=self.max_alias_events)
+        events = min(self.max_alias_events, ALIAS_REPLAY_CHARS // max(len(fm), 1))
+        limits = yaml_rs.AliasLimits(max_total_replayed_events=events)
         try:
             data = yaml_rs.loads(fm, parse_datetime=False, alias_limits=limits,
                                  duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.LastWins)
         except yaml_rs.YAMLDecodeError as exc:
-            raise FrontMatterError(str(exc)) from None
+            message = str(exc)
+            if events < self.max_alias_events and "alias" in message:
+                message += (f" (aliases may replay {ALIAS_REPLAY_CHARS:,} characters at most:"
+                            f" {events} events in a front matter of {len(fm):,})")
+            raise FrontMatterError(message) from None
         if data is None:
             return {}
         if not isinstance(data, dict):

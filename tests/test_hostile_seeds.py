@@ -124,6 +124,26 @@ def test_billion_laughs_is_refused_quickly(tmp_path):
     assert "alias" in notes[0].message
 
 
+def test_aliases_of_a_long_string_are_refused_before_they_expand(tmp_path):
+    """A few hundred aliases of one long string stay under the alias event limit but
+    would make a copy each (yaml-rs replays them): aliases may replay 16 Mi
+    characters in all, so this file (100 Mi of them, under the size limit) is refused."""
+    path = tmp_path / "long_aliases.txt"
+    path.write_text(f'---\ntitle: &a "{"x" * 200_000}"\npublishedDateTime: 2021-01-01T00:00:00Z\n'
+                    f'originalUrl: "https://example.com/x"\nx: [{", ".join(["*a"] * 500)}]\n---\n')
+    record, notes = read(path)
+    assert record is None and fields_of(notes, "error") == ["(yaml)"]
+    assert "alias" in notes[0].message and "16,777,216 characters" in notes[0].message
+
+
+def test_a_few_aliases_in_an_ordinary_seed_still_load(tmp_path):
+    path = tmp_path / "aliases.txt"
+    path.write_text('---\ntitle: &t "Same words"\nexcerpt: *t\npublishedDateTime: 2021-01-01T00:00:00Z\n'
+                    'originalUrl: "https://example.com/x"\ntopics: &topics [AI, Robots]\nkeywords: *topics\n---\n')
+    record, notes = read(path)
+    assert (record.title, record.excerpt, record.topics) == ("Same words", "Same words", ("AI", "Robots"))
+
+
 @pytest.mark.parametrize("depth", [21, 1000, 100_000])
 def test_deep_nesting_is_refused(tmp_path, depth):
     """Front matter nested past the depth limit is refused, however deep (no crash, no recursion error)."""
