@@ -13,7 +13,7 @@ import ipaddress
 import re
 import unicodedata
 from functools import lru_cache
-from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 FORMATS = ("atom", "rss", "json")
 DEFAULT_PORTS = {"http": "80", "https": "443"}
@@ -22,6 +22,11 @@ _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 # WHATWG URL parsing removes these anywhere in a URL, and C0 controls and spaces at its ends.
 _URL_INVISIBLE = re.compile(r"[\t\n\r]")
 _URL_EDGES = "".join(chr(c) for c in range(0x21))
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*(?=:)")
+# A host written in brackets, with its optional port: `[::1]`, `[2001:db8::1]:8080`.
+_BRACKETED = re.compile(r"\[([^\[\]]*)\](?::[0-9]*)?")
+# How Python names a byte that is not UTF-8 (PEP 383); such text has no percent-encoding.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Path segments Windows (and some tools) treat specially.
 _RESERVED_SLUGS = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)),
                              *(f"lpt{i}" for i in range(10))})
@@ -113,21 +118,24 @@ def _http_url(value: str, base: str | None, schemes: tuple[str, ...]) -> str | N
     if not value:
         return None
     try:
+        value = _web_slashes(value, base)
         if base is not None:
             value = urljoin(base, value)
+        if _SURROGATE.search(value):
+            return None
         parts = urlsplit(value)
         scheme = parts.scheme.lower()
         if scheme not in schemes:
             return None
         if scheme == "mailto":
             return "mailto:" + quote(parts.path, safe="@!$&'()*+,;=%")
-        host = parts.hostname
+        host = _host(parts)
         port = parts.port
     except ValueError:
         return None
-    if not host or provider_domain(host) is None and not _is_ip(host):
+    if host is None:
         return None
-    netloc = host.encode("idna").decode("ascii") if not host.isascii() else host
+    netloc = host
     if port is not None and str(port) != DEFAULT_PORTS[scheme]:
         netloc += f":{port}"
     path = quote(parts.path, safe="/%:@!$&'()*+,;=~-._") or "/"
@@ -136,27 +144,88 @@ def _http_url(value: str, base: str | None, schemes: tuple[str, ...]) -> str | N
     return urlunsplit((scheme, netloc, path, query, fragment))
 
 
-def _is_ip(host: str) -> bool:
+def _web_slashes(value: str, base: str | None) -> str:
+    """`value` with each backslash before its query or fragment made a slash,
+    when it is (or, relative, resolves to) an http(s) URL.
+
+    Browsers parse http(s) URLs by the WHATWG URL standard, which reads `\\` as
+    `/` there; Python's `urlsplit` keeps it as a character of the host or
+    userinfo. So `https://example.com\\@evil.com/` is example.com to a reader
+    but evil.com to `urlsplit`. Read the way browsers read it rather than
+    rejected: the link then goes where the author's own browser went, and the
+    URL we write back has only slashes, which every parser splits alike.
+    Backslashes in the query and fragment are data to both, so they stay.
+    """
+    if "\\" not in value:
+        return value
+    scheme = _SCHEME.match(value) or (_SCHEME.match(base) if base else None)
+    if scheme is None or scheme.group().lower() not in DEFAULT_PORTS:
+        return value
+    end = min((i for i in (value.find("?"), value.find("#")) if i >= 0), default=len(value))
+    return value[:end].replace("\\", "/") + value[end:]
+
+
+def _host(parts: SplitResult) -> str | None:
+    """The host as written back into a URL: a domain (IDNA), an IPv4 address, or
+    an IPv6 address in brackets; None for anything else.
+
+    `parts.hostname` drops the brackets of an IPv6 address, and written back
+    without them the address reads as host and port (`http://::1:8080/`), so
+    they are put back. Brackets anywhere else (`a[::1]`, `[::1]x`), around
+    anything but an IPv6 address, or missing an end make the URL unusable, as
+    do spaces, which browsers refuse in a host.
+    """
+    hostport = parts.netloc.rpartition("@")[2]
+    if hostport.startswith("["):
+        bracketed = _BRACKETED.fullmatch(hostport)
+        return _ipv6_literal(bracketed.group(1)) if bracketed else None
+    host = parts.hostname
+    if not host or "[" in hostport or "]" in hostport or host != host.strip() or provider_domain(host) is None:
+        return None  # provider_domain also takes every IPv4 address
     try:
-        ipaddress.ip_address(host)
+        return host if host.isascii() else host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+
+
+def _ipv6_literal(address: str) -> str | None:
+    """`[address]` in its shortest lowercase form (as browsers write it, so one
+    address gives one URL), or None if it is no IPv6 address.
+
+    IP literals are kept: a feed can point at a server with no name. A zone
+    (`fe80::1%eth0`) names an interface of the author's machine, meaningless
+    to a reader, and browsers refuse it; so is IPvFuture (`[v1.x]`)."""
+    try:
+        ip = ipaddress.IPv6Address(address)
     except ValueError:
-        return False
-    return True
+        return None
+    return None if ip.scope_id else f"[{ip.compressed}]"
 
 
 def canonical_url(url: str) -> str:
     """An article's identity: the URL with scheme, `www.`, host case, default
     port, trailing slash, fragment and `utm_*` parameters normalized away.
 
-    `url` must already have passed `http_url`.
+    `url` must already have passed `http_url`; any other string is its own
+    identity, as it cannot be the same article as a different one. The query
+    is decoded to be re-encoded one way, with bytes that are not UTF-8 kept as
+    they are (surrogateescape): replaced by U+FFFD, `?id=%FF` and `?id=%FE`
+    would be one article.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        pairs = parse_qsl(parts.query, keep_blank_values=True, errors="surrogateescape")
+        query = urlencode([(k, v) for k, v in pairs if not k.lower().startswith("utm_")],
+                          quote_via=quote, safe="/:@!$'()*+,;~", errors="surrogateescape")
+    except ValueError:  # not from http_url (UnicodeEncodeError is a ValueError too)
+        return url
     host = (parts.hostname or "").lower()
-    if host.startswith("www."):
+    if parts.netloc.rpartition("@")[2].startswith("["):
+        host = f"[{host}]"
+    elif host.startswith("www."):
         host = host[4:]
-    if parts.port is not None and str(parts.port) not in DEFAULT_PORTS.values():
-        host += f":{parts.port}"
+    if port is not None and str(port) not in DEFAULT_PORTS.values():
+        host += f":{port}"
     path = parts.path.rstrip("/") or "/"
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-             if not k.lower().startswith("utm_")]
-    return urlunsplit(("https", host, path, urlencode(query, quote_via=quote, safe="/:@!$'()*+,;~"), ""))
+    return urlunsplit(("https", host, path, query, ""))
