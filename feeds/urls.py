@@ -18,6 +18,9 @@ from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urljoin, urls
 FORMATS = ("atom", "rss", "json")
 DEFAULT_PORTS = {"http": "80", "https": "443"}
 _SLUG_RUN = re.compile(r"[^a-z0-9]+")
+# Symbols that make another name of the word they follow (C, C++, C#; Disney, Disney+).
+_SPELLED = re.compile(r"(?<=[^\W_])[+#]+")
+_SPELLED_OUT = {"+": " plus ", "#": " sharp "}
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 # WHATWG URL parsing removes these anywhere in a URL, and C0 controls and spaces at its ends.
 _URL_INVISIBLE = re.compile(r"[\t\n\r]")
@@ -71,10 +74,15 @@ def provider_key(domain: str) -> str:
 def slugify(label: str) -> str:
     """A stable, path-safe slug: "Computer Vision" -> "computer-vision".
 
+    Labels that differ only in case, accents, spacing or punctuation share a
+    slug: they are one topic ("AI", "ai"; "Café", "Cafe"), whose feed takes the
+    most common label. A "+" or "#" after a letter or digit is spelled out, as
+    it names something else: "C++" -> "c-plus-plus", "C#" -> "c-sharp", "C" -> "c".
     Letters that do not fold to ASCII, and labels that fold to nothing or to a
-    reserved name, get a short hash of the label so that distinct labels never
-    share a slug and every slug is a safe single path segment.
+    reserved name, get a short hash of the label, so that every slug is a safe
+    single path segment and such labels never share one.
     """
+    label = _SPELLED.sub(lambda m: "".join(_SPELLED_OUT[c] for c in m.group()), label)
     folded = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()
     slug = _SLUG_RUN.sub("-", folded.lower()).strip("-")
     lost = any(ch.isalnum() for ch in unicodedata.normalize("NFKD", label) if not ch.isascii())

@@ -124,10 +124,28 @@ def test_canonical_url(url, canonical):
     ("AI", "ai"),
     ("  Machine   Learning!! ", "machine-learning"),
     ("Künstliche Intelligenz", "kunstliche-intelligenz"),
+    ("C++", "c-plus-plus"), ("C#", "c-sharp"), ("Disney+", "disney-plus"), ("#MeToo", "metoo"),
 ])
 def test_slugify(label, slug):
-    """Topic slugs are lowercase words joined by hyphens."""
+    """Topic slugs are lowercase words joined by hyphens; a "+" or "#" that makes
+    another name of its word is spelled out."""
     assert slugify(label) == slug
+
+
+def test_c_cplusplus_and_csharp_are_three_topics(tmp_path):
+    """Labels that name different things get different feeds, and an entry keeps
+    each of its labels; labels differing only in case or accents are one topic."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    for n, topics in enumerate([["C++", "C"], ["C#"], ["c"], ["Café"], ["Cafe"]]):
+        (seeds / f"{n}.txt").write_text(f"---\ntitle: Story {n}\npublishedDateTime: 2021-01-0{n + 1}T00:00:00Z\n"
+                                        f"originalUrl: https://example.com/{n}\ntopics: {json.dumps(topics)}\n---\n")
+    snapshot = build_snapshot(load_config(write_config(tmp_path / "seedfeeds.toml", seeds)))
+    titles = {key: sorted(e.title for e in feed.entries) for key, feed in snapshot.feeds.items() if feed.kind == "topic"}
+    assert titles == {"topics/c": ["Story 0", "Story 2"], "topics/c-plus-plus": ["Story 0"],
+                      "topics/c-sharp": ["Story 1"], "topics/cafe": ["Story 3", "Story 4"]}
+    first = next(e for e in snapshot.feeds["all"].entries if e.title == "Story 0")
+    assert [t.label for t in first.topics] == ["C++", "C"]
 
 
 @pytest.mark.parametrize("label", ["../../etc", "a/b", ".", "", "CON", "人工知能", "x" * 300])
