@@ -30,6 +30,12 @@ class FrontMatterError(ValueError):
     """The front matter is not YAML, or not usable as a mapping of fields."""
 
 
+# Where a loaded front matter carries the first key it had twice (the last value
+# is kept): a key no YAML document can hold, as python-frontmatter passes on only
+# the mapping. `pop_duplicate_key` takes it out again.
+_DUPLICATE_KEY = object()
+
+
 # Most characters of text aliases may replay in one front matter. yaml-rs makes a
 # new string at each replay, so 9,000 aliases of one 900 kB scalar (a file under
 # the size limit) would make 8 GB; each replayed event makes at most one scalar,
@@ -50,9 +56,16 @@ class SeedHandler(YAMLHandler):
 
         events = min(self.max_alias_events, ALIAS_REPLAY_CHARS // max(len(fm), 1))
         limits = yaml_rs.AliasLimits(max_total_replayed_events=events)
+        duplicate = None
         try:
-            data = yaml_rs.loads(fm, parse_datetime=False, alias_limits=limits,
-                                 duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.LastWins)
+            try:
+                data = yaml_rs.loads(fm, parse_datetime=False, alias_limits=limits)
+            except yaml_rs.YAMLDecodeError as exc:  # a key twice: the last value, as YAML 1.1 loaders did, and say so
+                if not str(exc).startswith("duplicate mapping key: "):
+                    raise
+                duplicate = str(exc).removeprefix("duplicate mapping key: ")
+                data = yaml_rs.loads(fm, parse_datetime=False, alias_limits=limits,
+                                     duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.LastWins)
         except yaml_rs.YAMLDecodeError as exc:
             message = str(exc)
             if events < self.max_alias_events and "alias" in message:
@@ -63,7 +76,15 @@ class SeedHandler(YAMLHandler):
             return {}
         if not isinstance(data, dict):
             raise FrontMatterError(f"front matter is a {type(data).__name__}, not a mapping")
+        if duplicate is not None:
+            data[_DUPLICATE_KEY] = duplicate
         return data
+
+
+def pop_duplicate_key(data: dict[Any, Any]) -> str | None:
+    """The first key a loaded front matter had twice (as yaml-rs quotes it), or None;
+    removed from `data`."""
+    return data.pop(_DUPLICATE_KEY, None)
 
 
 def has_front_matter(text: str) -> bool:

@@ -20,7 +20,8 @@ from typing import Any, BinaryIO, Callable, Iterable, NamedTuple
 
 from .config import Limits
 from .fields import Diagnostic, Fields, Unusable
-from .front_matter import FrontMatterError, SeedHandler, has_front_matter, nesting_depth, split_seed
+from .front_matter import (FrontMatterError, SeedHandler, has_front_matter, nesting_depth, pop_duplicate_key,
+                           split_seed)
 from .urls import http_url, provider_domain
 
 
@@ -281,6 +282,10 @@ def read_record(seed: SeedFile, limits: Limits = Limits()) -> tuple[Record | Non
         if not has_front_matter(text):
             raise Unusable("(front matter)", "no front matter: the file must open with a '---' line")
         data, body = split_seed(text, _handler(limits.yaml_alias_events))
+        duplicate = pop_duplicate_key(data)
+        if duplicate is not None:
+            warnings.append(Diagnostic(seed.rel, "(yaml)", "warning",
+                                       f"key {duplicate} given twice in one mapping; the last value is used"))
         depth = nesting_depth(data)
         if depth > limits.yaml_depth:
             raise Unusable("(yaml)", f"nested {depth} levels deep; the limit is {limits.yaml_depth}")

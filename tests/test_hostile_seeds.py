@@ -136,6 +136,18 @@ def test_aliases_of_a_long_string_are_refused_before_they_expand(tmp_path):
     assert "alias" in notes[0].message and "16,777,216 characters" in notes[0].message
 
 
+def test_a_key_given_twice_keeps_the_last_value_and_says_so(tmp_path):
+    """YAML forbids a key twice in one mapping; the seed still publishes, with its
+    last value (as YAML 1.1 loaders did silently) and a warning naming the key."""
+    path = tmp_path / "twice.txt"
+    path.write_text('---\ntitle: "First"\ntitle: "Second"\npublishedDateTime: 2021-01-01T00:00:00Z\n'
+                    'originalUrl: "https://example.com/x"\n---\n')
+    record, notes = read(path)
+    assert record.title == "Second"
+    assert [(d.field, d.severity) for d in notes] == [("(yaml)", "warning")]
+    assert "'title' given twice" in notes[0].message
+
+
 def test_a_few_aliases_in_an_ordinary_seed_still_load(tmp_path):
     path = tmp_path / "aliases.txt"
     path.write_text('---\ntitle: &t "Same words"\nexcerpt: *t\npublishedDateTime: 2021-01-01T00:00:00Z\n'
