@@ -28,7 +28,8 @@ IMAGE_SCHEMES = ("http", "https")
 # Characters XML 1.0 forbids (https://www.w3.org/TR/xml/#charsets), C1 controls, and
 # noncharacters: feedgen raises on the former, readers choke on the rest.
 # Noncharacters are U+FDD0-U+FDEF and the last two code points of every plane.
-_NONCHARACTERS = "\ufdd0-\ufdef" + "".join(chr(plane + 0xFFFE) + chr(plane + 0xFFFF) for plane in range(0, 0x110000, 0x10000))
+_NONCHARACTERS = "\ufdd0-\ufdef" + "".join(chr(plane + 0xFFFE) + chr(plane + 0xFFFF)
+                                           for plane in range(0, 0x110000, 0x10000))
 _FORBIDDEN = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff{_NONCHARACTERS}]")
 # Stripping a disallowed element keeps its text; for these the text is code or
 # page furniture, not prose, so it goes with the element (bleach still does the
