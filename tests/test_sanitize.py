@@ -75,6 +75,7 @@ def test_noncharacters_of_every_plane_are_removed(plane):
     kept = chr(plane * 0x10000 + 0xFFFD)
     assert remove_forbidden(f"a{noncharacters}{kept}b") == f"a{kept}b"
     assert plain_text(f"a{noncharacters}b") == "ab"
+    assert clean_html(f"<p>a&#x{plane * 0x10000 + 0xFFFE:X};b&#{plane * 0x10000 + 0xFFFF};c</p>") == "<p>abc</p>"
 
 
 def test_hidden_elements_go_with_their_text():
