@@ -426,11 +426,19 @@ def readers_of(builder: int) -> set[int]:
 
 def readers_while(builder: int, work) -> tuple[object, dict[int, set[int] | None]]:
     """`work()`'s result, and each reader of `builder` seen meanwhile (1 ms samples)
-    with the CPUs it may run on (None if it ended before they were read)."""
+    with the CPUs it may run on (None if it ended before they were read).
+
+    A reader is a child with the builder's command line for 20 ms or more: a child
+    the builder starts with subprocess (the pacer) has that command line too, from
+    its fork to its exec, and a 1 ms sampler catches that now and then."""
     seen: dict[int, set[int] | None] = {}
+    first_seen: dict[int, float] = {}
 
     def sample() -> None:
+        now = time.monotonic()
         for reader in readers_of(builder) - seen.keys():
+            if now - first_seen.setdefault(reader, now) < 0.02:
+                continue
             try:
                 seen[reader] = os.sched_getaffinity(reader)
             except OSError:
