@@ -9,7 +9,6 @@ The paths are the public contract (readers bookmark them):
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 import unicodedata
 from functools import lru_cache
@@ -26,8 +25,6 @@ _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _URL_INVISIBLE = re.compile(r"[\t\n\r]")
 _URL_EDGES = "".join(chr(c) for c in range(0x21))
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*(?=:)")
-# A host written in brackets, with its optional port: `[::1]`, `[2001:db8::1]:8080`.
-_BRACKETED = re.compile(r"\[([^\[\]]*)\](?::[0-9]*)?")
 # How Python names a byte that is not UTF-8 (PEP 383); such text has no percent-encoding.
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # Path segments Windows (and some tools) treat specially.
@@ -174,19 +171,16 @@ def _web_slashes(value: str, base: str | None) -> str:
 
 
 def _host(parts: SplitResult) -> str | None:
-    """The host as written back into a URL: a domain (IDNA), an IPv4 address, or
-    an IPv6 address in brackets; None for anything else.
+    """The host as written back into a URL: a domain (IDNA) or an IPv4 address;
+    None for anything else.
 
-    `parts.hostname` drops the brackets of an IPv6 address, and written back
-    without them the address reads as host and port (`http://::1:8080/`), so
-    they are put back. Brackets anywhere else (`a[::1]`, `[::1]x`), around
-    anything but an IPv6 address, or missing an end make the URL unusable, as
-    do spaces, which browsers refuse in a host.
+    An IPv6 literal (`http://[::1]:8080/`) is refused: the W3C Feed Validator
+    reports its brackets as "Invalid character in a URI", and the articles,
+    images and icons of a public feed live at names. (Its brackets were once
+    dropped on the way back into a URL, which read as host and port.) Brackets
+    anywhere, and spaces, which browsers refuse in a host, make the URL unusable.
     """
     hostport = parts.netloc.rpartition("@")[2]
-    if hostport.startswith("["):
-        bracketed = _BRACKETED.fullmatch(hostport)
-        return _ipv6_literal(bracketed.group(1)) if bracketed else None
     host = parts.hostname
     if not host or "[" in hostport or "]" in hostport or host != host.strip() or provider_domain(host) is None:
         return None  # provider_domain also takes every IPv4 address
@@ -194,20 +188,6 @@ def _host(parts: SplitResult) -> str | None:
         return host if host.isascii() else host.encode("idna").decode("ascii")
     except UnicodeError:
         return None
-
-
-def _ipv6_literal(address: str) -> str | None:
-    """`[address]` in its shortest lowercase form (as browsers write it, so one
-    address gives one URL), or None if it is no IPv6 address.
-
-    IP literals are kept: a feed can point at a server with no name. A zone
-    (`fe80::1%eth0`) names an interface of the author's machine, meaningless
-    to a reader, and browsers refuse it; so is IPvFuture (`[v1.x]`)."""
-    try:
-        ip = ipaddress.IPv6Address(address)
-    except ValueError:
-        return None
-    return None if ip.scope_id else f"[{ip.compressed}]"
 
 
 def canonical_url(url: str) -> str:
