@@ -282,6 +282,8 @@ def read_record(seed: SeedFile, limits: Limits = Limits()) -> tuple[Record | Non
         if not has_front_matter(text):
             raise Unusable("(front matter)", "no front matter: the file must open with a '---' line")
         data, body = split_seed(text, _handler(limits.yaml_alias_events))
+        if not data and has_front_matter(body) and len(SeedHandler.FM_BOUNDARY.split(text.lstrip(), 2)) < 3:
+            raise Unusable("(front matter)", "never closed: no '---' line ends the front matter")
         duplicate = pop_duplicate_key(data)
         if duplicate is not None:
             warnings.append(Diagnostic(seed.rel, "(yaml)", "warning",

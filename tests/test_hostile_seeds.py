@@ -136,6 +136,18 @@ def test_aliases_of_a_long_string_are_refused_before_they_expand(tmp_path):
     assert "alias" in notes[0].message and "16,777,216 characters" in notes[0].message
 
 
+def test_a_front_matter_never_closed_is_said_to_be_so(tmp_path):
+    """A front matter with no '---' line after it is one error saying so (it was
+    reported as a second front-matter block and a missing title)."""
+    path = tmp_path / "open.txt"
+    path.write_text('---\ntitle: "x"\npublishedDateTime: 2021-01-01T00:00:00Z\n'
+                    'originalUrl: "https://example.com/x"\nthe body, with no line closing the front matter\n')
+    record, notes = read(path)
+    assert record is None
+    assert [(d.field, d.severity) for d in notes] == [("(front matter)", "error")]
+    assert "never closed" in notes[0].message
+
+
 def test_a_key_given_twice_keeps_the_last_value_and_says_so(tmp_path):
     """YAML forbids a key twice in one mapping; the seed still publishes, with its
     last value (as YAML 1.1 loaders did silently) and a warning naming the key."""
