@@ -133,7 +133,8 @@ def _http_url(value: str, base: str | None, schemes: tuple[str, ...]) -> str | N
         if scheme not in schemes:
             return None
         if scheme == "mailto":
-            return "mailto:" + quote(parts.path, safe="@!$&'()*+,;=%")
+            # An address at least ("mailto:" alone, or a subject with no one to send it to, opens nothing).
+            return "mailto:" + quote(parts.path, safe="@!$&'()*+,;=%") if "@" in parts.path else None
         host = _host(parts)
         port = parts.port
     except ValueError:

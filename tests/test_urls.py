@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from checks import is_web_url, parse_xml
 from conftest import write_config
 from feeds import build_snapshot, load_config
-from feeds.sanitize import safe_url
+from feeds.sanitize import clean_html, safe_url
 from feeds.urls import canonical_url, http_url
 
 
@@ -91,6 +91,22 @@ def test_relative_backslashes_resolve_as_a_browser_would():
     assert http_url("\\\\evil.com\\x", base) == "https://evil.com/x"
     assert http_url("img\\x.png", base) == "https://example.com/a/img/x.png"
     assert http_url("mailto:a\\b@example.com", base, ("http", "https", "mailto")) == "mailto:a%5Cb@example.com"
+
+
+# --- mailto --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("url", "published"), [
+    ("mailto:desk@example.com", "mailto:desk@example.com"),
+    ("mailto:a@b.example,c@d.example", "mailto:a@b.example,c@d.example"),
+    ("mailto:", None), ("mailto:?subject=hi", None), ("MAILTO:%20", None), ("mailto:desk", None),
+])
+def test_a_mailto_link_needs_an_address(url, published):
+    """A mailto: with no address opens nothing: it is no link (the body keeps the text)."""
+    assert http_url(url, None, ("http", "https", "mailto")) == published
+
+
+def test_a_body_link_to_no_address_keeps_its_text():
+    assert clean_html('<p><a href="mailto:?subject=x">write to us</a></p>') == "<p><a>write to us</a></p>"
 
 
 # --- never raise ------------------------------------------------------------------------
