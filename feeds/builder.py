@@ -26,7 +26,7 @@ from .entries import Entry, merge_duplicates, share_values, to_entry
 from .fields import Diagnostic
 from .ledger import Ledger
 from .pages import render_directory
-from .records import SeedFile, list_folder, listing_order, read_record, scan_folder
+from .records import SeedFile, list_folder, listing_order, read_record, scan_folder, undecodable_name
 from .opml import MEDIA_TYPE as OPML
 from .opml import opml_path, render_opml
 from .snapshot import (HTML, Document, Fragments, Snapshot, assemble_documents, feed_paths, make_document,
@@ -342,6 +342,8 @@ def check_files(folder: Path, globs: tuple[str, ...], limits: Limits = Limits(),
     """Every diagnostic for a folder (or a single file): how many files, and what is wrong.
     The files are read in the order `track(files)` hands them over (a progress bar's hook)."""
     if folder.is_file():
+        if refused := undecodable_name(folder.name):  # named alone, it was not listed: the listing's refusal
+            return 1, [refused]
         files, diagnostics = [SeedFile(folder.name, folder, 0, 0, 0, 0)], []
     else:
         files, diagnostics = scan_folder(folder, globs)

@@ -22,14 +22,11 @@ from .config import Limits
 from .fields import Diagnostic, Fields, Unusable
 from .front_matter import (FrontMatterError, SeedHandler, has_front_matter, nesting_depth, pop_duplicate_key,
                            split_seed)
-from .urls import http_url, provider_domain
+from .urls import UNDECODABLE, http_url, provider_domain
 
 
 _SUFFIX_GLOB = re.compile(r"\*(\.[^*?\[\]/]+)")  # "*.txt": any name ending in ".txt"
 _STAMP = struct.Struct("=qqqQ")  # size, mtime_ns, ctime_ns, inode
-# Python names a byte that is not UTF-8 in a file name by a lone surrogate, U+DC80-U+DCFF (PEP 383).
-_UNDECODABLE = re.compile("[\ud800-\udfff]")
-_NOT_UTF8 = "name is not valid UTF-8 (shown with \ufffd for each invalid byte); not read: rename it to valid UTF-8"
 _2_63, _2_64 = 1 << 63, 1 << 64
 
 
@@ -167,8 +164,8 @@ def list_folder(root: Path, globs: Iterable[str]) -> Listing:
                     if name[0] == ".":
                         continue
                     if item.is_dir(follow_symlinks=False):
-                        if _UNDECODABLE.search(name):  # every file in it would carry the name
-                            notes.append(Diagnostic(shown_name(f"{prefix}{name}/"), "(file)", "error", _NOT_UTF8))
+                        if refused := undecodable_name(f"{prefix}{name}/"):  # every file in it would carry the name
+                            notes.append(refused)
                         else:
                             subfolders.append((item.path, f"{prefix}{name}/"))
                     elif item.is_symlink() and not _inside(item.path, root):
@@ -188,7 +185,7 @@ def list_folder(root: Path, globs: Iterable[str]) -> Listing:
             continue
         if len(names) > 1:
             listed = "\0".join(names)  # NUL is in no file name
-            if not listed.isascii() and _UNDECODABLE.search(listed):  # isascii: O(1), a flag of the str
+            if not listed.isascii() and UNDECODABLE.search(listed):  # isascii: O(1), a flag of the str
                 listed = _undecodable_dropped(names, stamps, packed, notes)
             if listed:
                 folders.append(listed)
@@ -231,8 +228,8 @@ def _undecodable_dropped(names: list[str], stamps: bytearray, packed: int, notes
     joined names, so a folder of ASCII names costs nothing more."""
     prefix, kept, kept_stamps = names[0], [names[0]], bytearray()
     for i, name in enumerate(names[1:]):
-        if _UNDECODABLE.search(name):
-            notes.append(Diagnostic(shown_name(prefix + name), "(file)", "error", _NOT_UTF8))
+        if refused := undecodable_name(prefix + name):
+            notes.append(refused)
         else:
             kept.append(name)
             at = packed + i * _STAMP.size
@@ -243,7 +240,16 @@ def _undecodable_dropped(names: list[str], stamps: bytearray, packed: int, notes
 
 def shown_name(name: str) -> str:
     """A file name as it can be shown and stored: each byte that was not UTF-8 as U+FFFD."""
-    return _UNDECODABLE.sub("\ufffd", name)
+    return UNDECODABLE.sub("\ufffd", name)
+
+
+def undecodable_name(name: str) -> Diagnostic | None:
+    """The error that keeps a file (or folder) whose name is not valid UTF-8 from being
+    read, or None for a valid name."""
+    if not UNDECODABLE.search(name):
+        return None
+    return Diagnostic(shown_name(name), "(file)", "error", "name is not valid UTF-8 (shown with \ufffd"
+                      " for each invalid byte); not read: rename it to valid UTF-8")
 
 
 def _inside(path: str, root: Path) -> bool:
@@ -271,18 +277,14 @@ def _wrapped(value: int) -> int:
 
 
 def read_record(seed: SeedFile, limits: Limits = Limits()) -> tuple[Record | None, list[Diagnostic]]:
-    """Read and check one seed file: a record (maybe with warnings) or an error.
-    A name that is not UTF-8 is refused unread, as the folder listing refuses it
-    (a file named on the command line, `check FILE`, is not listed)."""
-    if _UNDECODABLE.search(seed.rel):
-        return None, [Diagnostic(shown_name(seed.rel), "(file)", "error", _NOT_UTF8)]
+    """Read and check one seed file: a record (maybe with warnings) or an error."""
     warnings: list[Diagnostic] = []
     try:
         text = decode(_read_bytes(seed.path, limits.file_bytes))
         if not has_front_matter(text):
             raise Unusable("(front matter)", "no front matter: the file must open with a '---' line")
         data, body = split_seed(text, _handler(limits.yaml_alias_events))
-        if not data and has_front_matter(body) and len(SeedHandler.FM_BOUNDARY.split(text.lstrip(), 2)) < 3:
+        if not data and has_front_matter(body) and _after_front_matter(body) is None:
             raise Unusable("(front matter)", "never closed: no '---' line ends the front matter")
         duplicate = pop_duplicate_key(data)
         if duplicate is not None:
@@ -294,7 +296,8 @@ def read_record(seed: SeedFile, limits: Limits = Limits()) -> tuple[Record | Non
         if has_front_matter(body):
             warnings.append(Diagnostic(seed.rel, "(front matter)", "warning",
                                        "a second front-matter block follows the first; it is ignored"))
-            body = _drop_front_matter(body)
+            rest = _after_front_matter(body)
+            body = body if rest is None else rest
     except Unusable as exc:
         return None, [Diagnostic(seed.rel, exc.field, "error", exc.message)]
     except OSError as exc:
@@ -343,9 +346,10 @@ def _read_up_to(handle: BinaryIO, count: int) -> bytes:
     return b"".join(chunks)
 
 
-def _drop_front_matter(body: str) -> str:
-    parts = SeedHandler.FM_BOUNDARY.split(body.lstrip(), 2)
-    return parts[2].strip() if len(parts) == 3 else body
+def _after_front_matter(text: str) -> str | None:
+    """The text after the front matter it opens with, or None if no line closes it."""
+    parts = SeedHandler.FM_BOUNDARY.split(text.lstrip(), 2)
+    return parts[2].strip() if len(parts) == 3 else None
 
 
 def decode(raw: bytes) -> str:

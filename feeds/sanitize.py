@@ -151,6 +151,11 @@ def _uncrowded(html_text: str) -> str:
     return html_text
 
 
+def _bleach_ready(html_text: str) -> str:
+    """What goes to bleach: hidden elements dropped, a crowded text escaped."""
+    return _uncrowded(_drop_hidden(html_text))
+
+
 def _drop_forbidden_refs(html_text: str) -> str:
     def keep(match: re.Match) -> str:
         hex_digits, decimal = match.groups()
@@ -169,7 +174,7 @@ def plain_text(value: str) -> str:
     text = _INVISIBLE.sub("", remove_forbidden(value))
     for _ in range(4):
         if "<" in text:
-            decoded = html.unescape(_cleaners()[1].clean(_uncrowded(_drop_hidden(text))))
+            decoded = html.unescape(_cleaners()[1].clean(_bleach_ready(text)))
         elif "&" in text:
             decoded = html.unescape(text)  # no tag to strip: decoding is all bleach would leave to do
         else:
@@ -188,7 +193,7 @@ def clean_html(fragment: str, base_url: str | None = None) -> str:
     (links may be mailto), relative ones resolved against `base_url`."""
     token = _base_url.set(base_url)
     try:
-        return _drop_forbidden_refs(_cleaners()[0].clean(_uncrowded(_drop_hidden(remove_forbidden(fragment)))))
+        return _drop_forbidden_refs(_cleaners()[0].clean(_bleach_ready(remove_forbidden(fragment))))
     finally:
         _base_url.reset(token)
 

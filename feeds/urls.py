@@ -25,8 +25,8 @@ _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _URL_INVISIBLE = re.compile(r"[\t\n\r]")
 _URL_EDGES = "".join(chr(c) for c in range(0x21))
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*(?=:)")
-# How Python names a byte that is not UTF-8 (PEP 383); such text has no percent-encoding.
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# How Python names a byte that is not UTF-8 (PEP 383), in a URL or a file name: a lone surrogate.
+UNDECODABLE = re.compile("[\ud800-\udfff]")
 # Path segments Windows (and some tools) treat specially.
 _RESERVED_SLUGS = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)),
                              *(f"lpt{i}" for i in range(10))})
@@ -126,7 +126,7 @@ def _http_url(value: str, base: str | None, schemes: tuple[str, ...]) -> str | N
         value = _web_slashes(value, base)
         if base is not None:
             value = urljoin(base, value)
-        if _SURROGATE.search(value):
+        if UNDECODABLE.search(value):
             return None
         parts = urlsplit(value)
         scheme = parts.scheme.lower()
@@ -141,9 +141,7 @@ def _http_url(value: str, base: str | None, schemes: tuple[str, ...]) -> str | N
         return None
     if host is None:
         return None
-    netloc = host
-    if port is not None and str(port) != DEFAULT_PORTS[scheme]:
-        netloc += f":{port}"
+    netloc = host if port is None or str(port) == DEFAULT_PORTS[scheme] else f"{host}:{port}"
     path = quote(parts.path, safe="/%:@!$&'()*+,;=~-._") or "/"
     query = quote(parts.query, safe="/%:@!$&'()*+,;=?~-._")
     fragment = quote(parts.fragment, safe="/%:@!$&'()*+,;=?~-._")
@@ -210,9 +208,7 @@ def canonical_url(url: str) -> str:
     except ValueError:  # not from http_url (UnicodeEncodeError is a ValueError too)
         return url
     host = (parts.hostname or "").lower()
-    if parts.netloc.rpartition("@")[2].startswith("["):
-        host = f"[{host}]"
-    elif host.startswith("www."):
+    if host.startswith("www."):
         host = host[4:]
     if port is not None and str(port) not in DEFAULT_PORTS.values():
         host += f":{port}"

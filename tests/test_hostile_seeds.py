@@ -6,14 +6,16 @@ huge and link fixtures are made here, since they cannot be kept as text."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import BUNDLED_SEEDS, FIXTURE_SEEDS, write_config
+from conftest import BUNDLED_SEEDS, FIXTURE_SEEDS, SEEDFEEDS, write_config
 from feeds import Builder, build_snapshot, load_config
 from feeds.builder import SeedFolderEmpty, check_files
 from feeds.config import Limits
@@ -549,11 +551,6 @@ def test_a_refresh_with_badly_named_files_and_nothing_changed_returns_early(tmp_
 def test_badly_named_files_through_the_cli(tmp_path):
     """`build --out` exits 0 and publishes the good file; `check --json` prints strict
     JSON naming each badly named file as shown, with no lone surrogate."""
-    import json
-    import subprocess
-
-    from conftest import SEEDFEEDS
-
     seeds = _badly_named_seeds(tmp_path)
     config = write_config(tmp_path / "c.toml", seeds)
     out = tmp_path / "site"
@@ -574,11 +571,6 @@ def test_badly_named_files_through_the_cli(tmp_path):
 def test_a_badly_named_file_checked_alone_is_reported_not_read(tmp_path):
     """`check FILE` on such a name (it is not listed, so the listing cannot refuse
     it) gets the same rename error, in strict JSON."""
-    import json
-    import subprocess
-
-    from conftest import SEEDFEEDS
-
     seeds = _badly_named_seeds(tmp_path)
     config = write_config(tmp_path / "c.toml", seeds)
     checked = subprocess.run([SEEDFEEDS, "check", "--json", "--config", str(config),

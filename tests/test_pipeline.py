@@ -113,9 +113,13 @@ def test_duplicate_article_is_one_entry_and_a_warning(flawed_diagnostics):
     ("https://example.com:443/", "https://example.com/"),
     ("https://example.com:8443/a", "https://example.com:8443/a"),
     ("https://example.com/a?b=1&utm_campaign=z&c=2", "https://example.com/a?b=1&c=2"),
+    ("https://example.com/q?id=%ff", "https://example.com/q?id=%FF"),
+    ("http://www.example.com/q/?utm_source=x&b=%C3%A9+x&a=%FF#f", "https://example.com/q?b=%C3%A9%20x&a=%FF"),
+    ("https://example.com/q?id=%C3%A9&x=%E2%82", "https://example.com/q?id=%C3%A9&x=%E2%82"),
 ])
 def test_canonical_url(url, canonical):
-    """Identity ignores scheme, www., host case, default port, trailing slash, fragment and utm_*."""
+    """Identity ignores scheme, www., host case, default port, trailing slash, fragment and utm_*;
+    the same query bytes written differently are one (UTF-8 or not)."""
     assert canonical_url(url) == canonical
 
 

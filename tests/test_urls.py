@@ -52,16 +52,6 @@ def test_distinct_query_bytes_are_distinct_articles():
     assert canonical_url("https://example.com/q?%FF=1") != canonical_url("https://example.com/q?%FE=1")
 
 
-@pytest.mark.parametrize(("url", "canonical"), [
-    ("https://example.com/q?id=%ff", "https://example.com/q?id=%FF"),
-    ("http://www.example.com/q/?utm_source=x&b=%C3%A9+x&a=%FF#f", "https://example.com/q?b=%C3%A9%20x&a=%FF"),
-    ("https://example.com/q?id=%C3%A9&x=%E2%82", "https://example.com/q?id=%C3%A9&x=%E2%82"),
-])
-def test_query_bytes_still_normalize(url, canonical):
-    """The same bytes written differently are one article; utm_* still goes, UTF-8 still decodes."""
-    assert canonical_url(url) == canonical
-
-
 # --- backslashes ------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("url", "published"), [

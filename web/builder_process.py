@@ -152,7 +152,7 @@ def _entries_of(feeds: Iterable[Feed]) -> dict[str, Entry]:
 def _serve_builds(config: Config, conn: Connection, first_build_alone: bool = False) -> None:
     """The child: build on request, answer with what changed; exit when the parent goes."""
     pacer = Pacer(serving=os.getppid(), group=_serving_group(os.getppid()))  # while this process has no other thread
-    every_cpu = _yield_to_serving()  # then: threads started after inherit it
+    every_cpu = _yield_to_serving()  # before any thread starts: threads inherit its CPU and policy
     _exit_with(os.getppid())
     builder = Builder(config)
     sent: Snapshot | None = None
