@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import gc
 import sqlite3
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Callable, Collection, Iterable, Iterator
+from typing import BinaryIO, Callable, Collection, Iterable, Iterator
 
 from collections import Counter
 
@@ -243,14 +244,30 @@ class Builder:
         paths = {feed.key: feed_paths(feed)[fmt] for feed in feeds}
         todo = {feed.key for feed in feeds
                 if paths[feed.key] not in before or before[paths[feed.key]][0] != feed}
-        fragments = Fragments(self.urls.feed_stem("topics/"),
-                              Counter(id(e) for feed in feeds if feed.key in todo for e in feed.entries))
-        for feed in feeds:
-            path = paths[feed.key]
-            if feed.key in todo:
-                yield path, feed, render_feed(feed, fmt, fragments)
-            else:
-                yield path, feed, before[path][1]
+        uses = Counter(id(e) for feed in feeds if feed.key in todo for e in feed.entries)
+        with self._spill_file(fmt != "html" and any(n > 1 for n in uses.values())) as spill:
+            fragments = Fragments(self.urls.feed_stem("topics/"), uses, spill)
+            for feed in feeds:
+                path = paths[feed.key]
+                if feed.key in todo:
+                    yield path, feed, render_feed(feed, fmt, fragments)
+                else:
+                    yield path, feed, before[path][1]
+
+    @contextmanager
+    def _spill_file(self, wanted: bool) -> Iterator[BinaryIO | None]:
+        """A temporary file in the state folder for fragments waiting for their next
+        use (see `Fragments`), closed and gone afterwards; None if not `wanted`
+        or it cannot be made (the fragments then wait in memory)."""
+        try:
+            spill = tempfile.TemporaryFile(dir=self.config.state_path) if wanted else None
+        except OSError:
+            spill = None
+        if spill is None:
+            yield None
+            return
+        with spill:
+            yield spill
 
     def _read_all(self, files: list[SeedFile], unlisted: tuple[str, ...] = ()) -> dict[str, _Read]:
         """A `_Read` per file: the known one if its stamp is unchanged, else a fresh read;
