@@ -9,6 +9,7 @@ The paths are the public contract (readers bookmark them):
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 import unicodedata
 from functools import lru_cache
@@ -21,6 +22,10 @@ _SLUG_RUN = re.compile(r"[^a-z0-9]+")
 _SPELLED = re.compile(r"(?<=[^\W_])[+#]+")
 _SPELLED_OUT = {"+": " plus ", "#": " sharp "}
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# WHATWG URL: a host whose last label is a number (decimal, or 0x and hex) is an IPv4 address.
+_NUMBER_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
+# Special-use names (RFC 6761, 6762, 8375; ICANN's .internal) that resolve inside the reader's own network.
+_LOCAL_SUFFIXES = ("localhost", "local", "internal", "home.arpa", "invalid")
 # WHATWG URL parsing removes these anywhere in a URL, and C0 controls and spaces at its ends.
 _URL_INVISIBLE = re.compile(r"[\t\n\r]")
 _URL_EDGES = "".join(chr(c) for c in range(0x21))
@@ -103,7 +108,28 @@ def provider_domain(value: str) -> str | None:
     labels = host.split(".")
     if len(host) > 253 or len(labels) < 2 or not all(_HOST_LABEL.match(x) for x in labels):
         return None
-    return host
+    return None if _inside_networks(host, labels) else host
+
+
+def _inside_networks(host: str, labels: list[str]) -> bool:
+    """Whether a reader's browser would take `host` to its own machine or network,
+    or to no address it can name.
+
+    A hostile seed's `<img src="http://192.168.1.1/reboot">` makes every
+    subscriber's reader send that request from inside their network. Refused:
+    IP addresses that are not global (loopback, private, link-local, shared,
+    reserved, multicast), hosts a browser reads as an IPv4 address although Python reads
+    a name (`0x7f.1`, `127.1` and `0177.0.0.1` are all 127.0.0.1 to the WHATWG
+    parser: a last label that is a number makes the whole host one), and
+    special-use names that resolve locally (`printer.local`, `x.localhost`).
+    A global IPv4 address in dotted decimal stays usable."""
+    if _NUMBER_LABEL.fullmatch(labels[-1]):
+        try:
+            address = ipaddress.IPv4Address(host)  # dotted decimal only, no leading zeros
+        except ValueError:
+            return True
+        return not address.is_global or address.is_multicast
+    return any(host == suffix or host.endswith("." + suffix) for suffix in _LOCAL_SUFFIXES)
 
 
 def http_url(value: str, base: str | None = None, schemes: tuple[str, ...] = ("http", "https")) -> str | None:

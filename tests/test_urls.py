@@ -1,6 +1,6 @@
-"""URLs from hostile seeds: IPv6 literals, bytes that are not UTF-8 in a query,
-backslashes that browsers read as slashes; and that no string makes the URL
-functions raise."""
+"""URLs from hostile seeds: IPv6 literals, addresses inside the reader's own
+network, bytes that are not UTF-8 in a query, backslashes that browsers read as
+slashes; and that no string makes the URL functions raise."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from checks import is_web_url, parse_xml
 from conftest import write_config
 from feeds import build_snapshot, load_config
 from feeds.sanitize import clean_html, safe_url
-from feeds.urls import canonical_url, http_url
+from feeds.urls import canonical_url, http_url, provider_domain
 
 
 # --- IPv6 literals ------------------------------------------------------------------
@@ -99,12 +99,85 @@ def test_a_body_link_to_no_address_keeps_its_text():
     assert clean_html('<p><a href="mailto:?subject=x">write to us</a></p>') == "<p><a>write to us</a></p>"
 
 
+# --- addresses inside the reader's network ---------------------------------------------
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1/a", "http://localhost.localdomain.127.0.0.1/", "http://10.0.0.1/", "http://172.16.5.4/",
+    "http://192.168.1.1/cgi-bin/reboot", "http://169.254.169.254/latest/meta-data/", "http://100.64.0.1/",
+    "http://0.0.0.0/", "http://192.0.2.1/", "http://224.0.0.1/", "http://255.255.255.255/",
+    # What the WHATWG parser (every browser) reads as an IPv4 address, and Python as a name:
+    "http://0x7f.1/", "http://127.1/", "http://0177.0.0.1/", "http://0x7f000001.x.0x1/", "http://www.127.0.0.1/",
+    "http://1.2.3.4.5/", "http://example.123/", "http://a.0x10/", "http://09.1/", "http://8.8.8.08/",
+    # Special-use names that resolve locally:
+    "http://printer.local/", "http://app.localhost/", "http://db.internal/", "http://nas.home.arpa/",
+    "http://x.invalid/",
+])
+def test_an_address_inside_the_readers_network_is_an_unusable_url(url):
+    """A seed's image or link there would make every subscriber's reader send a
+    request from inside their own network (a router's admin page, a cloud
+    metadata service): refused, wherever in a seed it stands."""
+    assert http_url(url) is None
+    assert safe_url(url) is None
+    assert provider_domain(urlsplit(url).hostname) is None
+
+
+@pytest.mark.parametrize("url", ["http://8.8.8.8/x", "https://1.1.1.1:8443/dns", "http://1.2.3.4./",
+                                 "https://news.example.com/2021/story", "http://a.b.c.d1/", "https://x.co/a"])
+def test_global_addresses_and_names_stay_usable(url):
+    assert http_url(url) is not None
+
+
+INSIDE_ARTICLE = """---
+title: "On a private address"
+publishedDateTime: 2021-02-01T00:00:00Z
+originalUrl: "http://10.0.0.5/story"
+---
+"""
+INSIDE_LINKS = """---
+title: "Pointing inside"
+publishedDateTime: 2021-02-02T00:00:00Z
+originalUrl: "https://example.com/inside"
+images:
+  - url: "http://169.254.169.254/latest/meta-data/lead.png"
+provider:
+  name: "Inside"
+  domain: example.com
+  images:
+    - url: "http://0x7f.1/icon.png"
+---
+A [link](http://printer.local/config) and <img src="http://192.168.1.1/reboot" alt="b">.
+"""
+
+
+def test_addresses_inside_the_readers_network_never_reach_a_feed(tmp_path):
+    """An article at one is unusable (an error on originalUrl); an image, icon or
+    link there is dropped; every other seed publishes."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "article.txt").write_text(INSIDE_ARTICLE, encoding="utf-8")
+    (seeds / "links.txt").write_text(INSIDE_LINKS, encoding="utf-8")
+    (seeds / "normal.txt").write_text(NORMAL_SEED, encoding="utf-8")
+    snapshot = build_snapshot(load_config(write_config(tmp_path / "c.toml", seeds)))
+    errors = [(d.file, d.field) for d in snapshot.diagnostics if d.severity == "error"]
+    assert errors == [("article.txt", "originalUrl")]
+    entries = {e.title: e for e in snapshot.feeds["all"].entries}
+    assert set(entries) == {"Pointing inside", "Normal"}
+    assert entries["Pointing inside"].image is None and entries["Pointing inside"].provider_icon is None
+    for path, doc in snapshot.documents.items():  # the directory page quotes them, as text, in its diagnostics
+        if not path.startswith("/feeds/"):
+            continue
+        for address in (b"169.254", b"0x7f", b"printer.local", b"192.168", b"10.0.0.5"):
+            assert address not in doc.body, (path, address)
+    assert "<p>A <a>link</a> and .</p>" in entries["Pointing inside"].content_html  # the text stays
+
+
 # --- never raise ------------------------------------------------------------------------
 
 URL_PIECES = st.sampled_from([
     "http://", "https://", "http:", "//", "/", "\\", "[", "]", "::1", "2001:db8::1", ":", "8080", "@", "?", "#",
     "%", "%FF", "%zz", "%25", "&", "=", "utm_x", "www.", "example.com", "ä", "\udcff", "\ud800", ".", " ", "\t",
-    "mailto:", "javascript:", "v1.x", "%eth0", "\x00", "\u3002", "xn--", "-",
+    "mailto:", "javascript:", "v1.x", "%eth0", "\x00", "\u3002", "xn--", "-", "127.0.0.1", "0x7f", "192.168.0.1",
+    "8.8.8.8", ".local", "localhost",
 ])
 URLISH = st.lists(st.one_of(URL_PIECES, st.text(max_size=5)), max_size=12).map("".join)
 ANY = st.one_of(st.text(), URLISH)
