@@ -2,6 +2,7 @@
 
     python bench/floor.py CONFIG one   # one process reads every seed
     python bench/floor.py CONFIG two   # this process and a fork read half each
+    python bench/floor.py CONFIG two-serializing   # the same, and each entry serialized
 
 Both modes only read: each seed file is parsed, checked and sanitized into an
 entry (`feeds.builder.read_entry`, what every build does first), and the entry
@@ -14,8 +15,13 @@ is dropped at once. Nothing is kept, ledgered, laid out, rendered or written.
   the fork, so both processes share it until they write to it. A build that
   reads on both cores holds at least this much, plus its entries, at once.
 
-run.py times `one` and samples the anonymous memory of `two`'s processes, beside
-the baseline, in the same run as the builds.
+- `two-serializing`: as `two`, and each entry is also serialized once in each
+  feed format (the Atom entry, RSS item and JSON Feed item every build must
+  write at least once), then dropped. Nothing is kept, no document assembled:
+  the least a build on both cores holds while doing the work no build skips.
+
+run.py times `one` and samples the anonymous memory of the two-process modes,
+beside the baseline, in the same run as the builds.
 """
 
 from __future__ import annotations
@@ -25,36 +31,52 @@ import os
 import sys
 from pathlib import Path
 
+from feeds.atom_rss import entry_xml
 from feeds.builder import read_entry
 from feeds.config import load_config
+from feeds.jsonfeed import item_json
 from feeds.records import scan_folder
 
+MODES = ("one", "two", "two-serializing")
 
-def read_all(seeds: list, config: object) -> int:
-    """Read each seed, keeping nothing; how many gave an entry."""
-    return sum(read_entry(seed, config)[0] is not None for seed in seeds)
+
+def read_all(seeds: list, config: object, serialize: bool = False) -> int:
+    """Read each seed (and serialize its entry in each format), keeping nothing;
+    how many gave an entry."""
+    count = 0
+    for seed in seeds:
+        entry = read_entry(seed, config)[0]
+        if entry is None:
+            continue
+        count += 1
+        if serialize:
+            entry_xml(entry, "atom", "https://example.com/feeds/topics/")
+            entry_xml(entry, "rss", "https://example.com/feeds/topics/")
+            item_json(entry)
+    return count
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[1] not in ("one", "two"):
+    if len(argv) != 2 or argv[1] not in MODES:
         sys.exit(__doc__)
     config = load_config(Path(argv[0]))
     seeds, _ = scan_folder(config.seeds_path, config.globs)
     if argv[1] == "one":
         print(f"one process: {read_all(seeds, config)} entries read from {len(seeds)} files")
         return 0
-    read_all(seeds[:1], config)  # every lazy import (bleach, the parsers) done before the fork
+    serialize = argv[1] == "two-serializing"
+    read_all(seeds[:1], config, serialize)  # every lazy import (bleach, the parsers) done before the fork
     gc.collect()
     gc.freeze()
     pid = os.fork()
     if pid == 0:
         status = 1
         try:
-            read_all(seeds[0::2], config)
+            read_all(seeds[0::2], config, serialize)
             status = 0
         finally:
             os._exit(status)
-    count = read_all(seeds[1::2], config)
+    count = read_all(seeds[1::2], config, serialize)
     _, status = os.waitpid(pid, 0)
     print(f"two processes: {count} entries read here from {len(seeds[1::2])} files, the rest in {pid}")
     return os.waitstatus_to_exitcode(status)
