@@ -22,7 +22,7 @@ from .config import Limits
 from .fields import Diagnostic, Fields, Unusable
 from .front_matter import (FrontMatterError, SeedHandler, has_front_matter, nesting_depth, pop_duplicate_key,
                            split_seed)
-from .urls import UNDECODABLE, http_url, provider_domain
+from .urls import INSIDE, UNDECODABLE, http_url, inside_networks, provider_domain, why_unusable
 
 
 _SUFFIX_GLOB = re.compile(r"\*(\.[^*?\[\]/]+)")  # "*.txt": any name ending in ".txt"
@@ -395,7 +395,7 @@ def _url(f: Fields, key: str) -> str | None:
         return None
     url = http_url(raw)
     if url is None:
-        f.warn(key, f"not an absolute http(s) URL: {raw[:100]!r}; ignored")
+        f.warn(key, f"{why_unusable(raw)}: {raw[:100]!r}; ignored")
     return url
 
 
@@ -405,7 +405,7 @@ def _article_urls(f: Fields) -> tuple[str, str | None]:
     url = checked["originalUrl"] or checked["webUrl"]
     if url is None:
         bad = "originalUrl" if raw["originalUrl"] else "webUrl"
-        reason = f"not an absolute http(s) URL: {raw[bad][:100]!r}" if raw[bad] else "is missing"
+        reason = f"{why_unusable(raw[bad])}: {raw[bad][:100]!r}" if raw[bad] else "is missing"
         raise Unusable(bad, f"{reason} (an http(s) originalUrl or webUrl is required)")
     for key, value in raw.items():
         if value and checked[key] is None:
@@ -454,7 +454,8 @@ def _provider(f: Fields, key: str) -> Provider | None:
     raw_domain = g.text("domain")
     domain = provider_domain(raw_domain) if raw_domain else None
     if raw_domain and domain is None:
-        g.warn("domain", f"not a host name: {raw_domain[:100]!r}; ignored")
+        reason = INSIDE if inside_networks(raw_domain) else "not a host name"
+        g.warn("domain", f"{reason}: {raw_domain[:100]!r}; ignored")
     return Provider(name=g.text("name"), domain=domain, images=_images(g, "images"))
 
 

@@ -97,7 +97,8 @@ def slugify(label: str) -> str:
 @lru_cache(maxsize=8192)  # a pure function of a few hundred distinct domains, called per field
 def provider_domain(value: str) -> str | None:
     """A provider's domain as used in feed paths: lowercase, IDNA, no `www.`;
-    None when the value is not a plain host name (slashes, ports, userinfo...)."""
+    None when the value is not a plain host name (slashes, ports, userinfo...)
+    or names a place inside the reader's own network (see `_inside_networks`)."""
     host = value.strip().rstrip(".").lower()
     try:
         host = host.encode("idna").decode("ascii")
@@ -130,6 +131,26 @@ def _inside_networks(host: str, labels: list[str]) -> bool:
             return True
         return not address.is_global or address.is_multicast
     return any(host == suffix or host.endswith("." + suffix) for suffix in _LOCAL_SUFFIXES)
+
+
+INSIDE = "an address inside the reader's own network (private, loopback or local)"
+
+
+def why_unusable(url: str) -> str:
+    """Why `http_url` refused `url`, in a diagnostic's words."""
+    try:
+        host = urlsplit(url.strip()).hostname or ""
+    except ValueError:
+        host = ""
+    return f"its host is {INSIDE}" if inside_networks(host) else "not an absolute http(s) URL"
+
+
+def inside_networks(host: str) -> bool:
+    """Whether a host name, as written, is refused for naming a place inside the
+    reader's own network (see `_inside_networks`)."""
+    host = host.strip().rstrip(".").lower()
+    labels = host.split(".")
+    return bool(host) and all(_HOST_LABEL.match(x) for x in labels) and _inside_networks(host, labels)
 
 
 def http_url(value: str, base: str | None = None, schemes: tuple[str, ...] = ("http", "https")) -> str | None:
@@ -196,8 +217,8 @@ def _web_slashes(value: str, base: str | None) -> str:
 
 
 def _host(parts: SplitResult) -> str | None:
-    """The host as written back into a URL: a domain (IDNA) or an IPv4 address;
-    None for anything else.
+    """The host as written back into a URL: a domain (IDNA) or a global IPv4
+    address; None for anything else.
 
     An IPv6 literal (`http://[::1]:8080/`) is refused: the W3C Feed Validator
     reports its brackets as "Invalid character in a URI", and the articles,
@@ -208,7 +229,7 @@ def _host(parts: SplitResult) -> str | None:
     hostport = parts.netloc.rpartition("@")[2]
     host = parts.hostname
     if not host or "[" in hostport or "]" in hostport or host != host.strip() or provider_domain(host) is None:
-        return None  # provider_domain also takes every IPv4 address
+        return None  # provider_domain also takes every global IPv4 address
     try:
         return host if host.isascii() else host.encode("idna").decode("ascii")
     except UnicodeError:

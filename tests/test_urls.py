@@ -15,7 +15,7 @@ from checks import is_web_url, parse_xml
 from conftest import write_config
 from feeds import build_snapshot, load_config
 from feeds.sanitize import clean_html, safe_url
-from feeds.urls import canonical_url, http_url, provider_domain
+from feeds.urls import canonical_url, http_url, provider_domain, why_unusable
 
 
 # --- IPv6 literals ------------------------------------------------------------------
@@ -119,12 +119,14 @@ def test_an_address_inside_the_readers_network_is_an_unusable_url(url):
     assert http_url(url) is None
     assert safe_url(url) is None
     assert provider_domain(urlsplit(url).hostname) is None
+    assert why_unusable(url).startswith("its host is an address inside the reader's own network")
 
 
 @pytest.mark.parametrize("url", ["http://8.8.8.8/x", "https://1.1.1.1:8443/dns", "http://1.2.3.4./",
                                  "https://news.example.com/2021/story", "http://a.b.c.d1/", "https://x.co/a"])
 def test_global_addresses_and_names_stay_usable(url):
     assert http_url(url) is not None
+    assert why_unusable("http://[::1]/") == why_unusable("javascript:alert(1)") == "not an absolute http(s) URL"
 
 
 INSIDE_ARTICLE = """---
@@ -156,10 +158,16 @@ def test_addresses_inside_the_readers_network_never_reach_a_feed(tmp_path):
     seeds.mkdir()
     (seeds / "article.txt").write_text(INSIDE_ARTICLE, encoding="utf-8")
     (seeds / "links.txt").write_text(INSIDE_LINKS, encoding="utf-8")
-    (seeds / "normal.txt").write_text(NORMAL_SEED, encoding="utf-8")
+    (seeds / "normal.txt").write_text(NORMAL_SEED.replace("---\nText", "provider:\n  domain: nas.home.arpa\n---\nText"),
+                                      encoding="utf-8")
     snapshot = build_snapshot(load_config(write_config(tmp_path / "c.toml", seeds)))
     errors = [(d.file, d.field) for d in snapshot.diagnostics if d.severity == "error"]
     assert errors == [("article.txt", "originalUrl")]
+    assert [key for key in snapshot.feeds if key.startswith("providers/")] == ["providers/example.com"]
+    said = {(d.file, d.field): d.message for d in snapshot.diagnostics}
+    for where in (("article.txt", "originalUrl"), ("links.txt", "images[0].url"), ("links.txt", "provider.images[0].url"),
+                  ("normal.txt", "provider.domain")):
+        assert "inside the reader's own network" in said[where], said
     entries = {e.title: e for e in snapshot.feeds["all"].entries}
     assert set(entries) == {"Pointing inside", "Normal"}
     assert entries["Pointing inside"].image is None and entries["Pointing inside"].provider_icon is None
