@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import tempfile
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
