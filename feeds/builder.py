@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import sqlite3
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -263,10 +263,7 @@ class Builder:
             spill = tempfile.TemporaryFile(dir=self.config.state_path) if wanted else None
         except OSError:
             spill = None
-        if spill is None:
-            yield None
-            return
-        with spill:
+        with spill or nullcontext():
             yield spill
 
     def _read_all(self, files: list[SeedFile], unlisted: tuple[str, ...] = ()) -> dict[str, _Read]:

@@ -99,6 +99,15 @@ def provider_domain(value: str) -> str | None:
     """A provider's domain as used in feed paths: lowercase, IDNA, no `www.`;
     None when the value is not a plain host name (slashes, ports, userinfo...)
     or names a place inside the reader's own network (see `_inside_networks`)."""
+    named = _named_host(value)
+    if named is None or len(named[1]) < 2 or _inside_networks(*named):
+        return None
+    return named[0]
+
+
+def _named_host(value: str) -> tuple[str, list[str]] | None:
+    """A host name as written -> (lowercase, IDNA, no trailing dot or `www.`; its
+    labels); None unless every label is a valid one."""
     host = value.strip().rstrip(".").lower()
     try:
         host = host.encode("idna").decode("ascii")
@@ -107,9 +116,9 @@ def provider_domain(value: str) -> str | None:
     if host.startswith("www."):
         host = host[4:]
     labels = host.split(".")
-    if len(host) > 253 or len(labels) < 2 or not all(_HOST_LABEL.match(x) for x in labels):
+    if len(host) > 253 or not all(_HOST_LABEL.match(x) for x in labels):
         return None
-    return None if _inside_networks(host, labels) else host
+    return host, labels
 
 
 def _inside_networks(host: str, labels: list[str]) -> bool:
@@ -148,9 +157,8 @@ def why_unusable(url: str) -> str:
 def inside_networks(host: str) -> bool:
     """Whether a host name, as written, is refused for naming a place inside the
     reader's own network (see `_inside_networks`)."""
-    host = host.strip().rstrip(".").lower()
-    labels = host.split(".")
-    return bool(host) and all(_HOST_LABEL.match(x) for x in labels) and _inside_networks(host, labels)
+    named = _named_host(host)
+    return named is not None and _inside_networks(*named)
 
 
 def http_url(value: str, base: str | None = None, schemes: tuple[str, ...] = ("http", "https")) -> str | None:

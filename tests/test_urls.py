@@ -129,56 +129,6 @@ def test_global_addresses_and_names_stay_usable(url):
     assert why_unusable("http://[::1]/") == why_unusable("javascript:alert(1)") == "not an absolute http(s) URL"
 
 
-INSIDE_ARTICLE = """---
-title: "On a private address"
-publishedDateTime: 2021-02-01T00:00:00Z
-originalUrl: "http://10.0.0.5/story"
----
-"""
-INSIDE_LINKS = """---
-title: "Pointing inside"
-publishedDateTime: 2021-02-02T00:00:00Z
-originalUrl: "https://example.com/inside"
-images:
-  - url: "http://169.254.169.254/latest/meta-data/lead.png"
-provider:
-  name: "Inside"
-  domain: example.com
-  images:
-    - url: "http://0x7f.1/icon.png"
----
-A [link](http://printer.local/config) and <img src="http://192.168.1.1/reboot" alt="b">.
-"""
-
-
-def test_addresses_inside_the_readers_network_never_reach_a_feed(tmp_path):
-    """An article at one is unusable (an error on originalUrl); an image, icon or
-    link there is dropped; every other seed publishes."""
-    seeds = tmp_path / "seeds"
-    seeds.mkdir()
-    (seeds / "article.txt").write_text(INSIDE_ARTICLE, encoding="utf-8")
-    (seeds / "links.txt").write_text(INSIDE_LINKS, encoding="utf-8")
-    (seeds / "normal.txt").write_text(NORMAL_SEED.replace("---\nText", "provider:\n  domain: nas.home.arpa\n---\nText"),
-                                      encoding="utf-8")
-    snapshot = build_snapshot(load_config(write_config(tmp_path / "c.toml", seeds)))
-    errors = [(d.file, d.field) for d in snapshot.diagnostics if d.severity == "error"]
-    assert errors == [("article.txt", "originalUrl")]
-    assert [key for key in snapshot.feeds if key.startswith("providers/")] == ["providers/example.com"]
-    said = {(d.file, d.field): d.message for d in snapshot.diagnostics}
-    for where in (("article.txt", "originalUrl"), ("links.txt", "images[0].url"), ("links.txt", "provider.images[0].url"),
-                  ("normal.txt", "provider.domain")):
-        assert "inside the reader's own network" in said[where], said
-    entries = {e.title: e for e in snapshot.feeds["all"].entries}
-    assert set(entries) == {"Pointing inside", "Normal"}
-    assert entries["Pointing inside"].image is None and entries["Pointing inside"].provider_icon is None
-    for path, doc in snapshot.documents.items():  # the directory page quotes them, as text, in its diagnostics
-        if not path.startswith("/feeds/"):
-            continue
-        for address in (b"169.254", b"0x7f", b"printer.local", b"192.168", b"10.0.0.5"):
-            assert address not in doc.body, (path, address)
-    assert "<p>A <a>link</a> and .</p>" in entries["Pointing inside"].content_html  # the text stays
-
-
 # --- never raise ------------------------------------------------------------------------
 
 URL_PIECES = st.sampled_from([
@@ -236,17 +186,22 @@ NORMAL_SEED = ('---\ntitle: "Normal"\npublishedDateTime: 2021-01-01T00:00:00Z\n'
                'originalUrl: "https://example.com/normal"\n---\nText.\n')
 
 
+def _build(tmp_path, seeds: dict[str, str]):
+    """A snapshot of a seed folder holding `seeds` (name -> text), and its errors as (file, field)."""
+    folder = tmp_path / "seeds"
+    folder.mkdir()
+    for name, text in seeds.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    snapshot = build_snapshot(load_config(write_config(tmp_path / "c.toml", folder)))
+    return snapshot, [(d.file, d.field) for d in snapshot.diagnostics if d.severity == "error"]
+
+
 def test_ipv6_urls_in_seeds_are_diagnosed_not_fatal(tmp_path):
     """An article at an IPv6 literal is unusable (an error on originalUrl), an image,
     icon or link there is dropped, and every other seed publishes: the build went
     down on the first of these before."""
-    seeds = tmp_path / "seeds"
-    seeds.mkdir()
-    (seeds / "article.txt").write_text(IPV6_ARTICLE, encoding="utf-8")
-    (seeds / "links.txt").write_text(IPV6_LINKS, encoding="utf-8")
-    (seeds / "normal.txt").write_text(NORMAL_SEED, encoding="utf-8")
-    snapshot = build_snapshot(load_config(write_config(tmp_path / "c.toml", seeds)))
-    errors = [(d.file, d.field) for d in snapshot.diagnostics if d.severity == "error"]
+    snapshot, errors = _build(tmp_path, {"article.txt": IPV6_ARTICLE, "links.txt": IPV6_LINKS,
+                                         "normal.txt": NORMAL_SEED})
     assert errors == [("article.txt", "originalUrl")]
     entries = {e.title: e for e in snapshot.feeds["all"].entries}
     assert set(entries) == {"Links to a bare IPv6 server", "Normal"}
@@ -259,3 +214,48 @@ def test_ipv6_urls_in_seeds_are_diagnosed_not_fatal(tmp_path):
         assert b"[" not in body and b"::1" not in body
     items = json.loads(snapshot.documents["/feeds/all.json"].body)["items"]
     assert all(is_web_url(item["url"]) for item in items)
+
+
+INSIDE_ARTICLE = """---
+title: "On a private address"
+publishedDateTime: 2021-02-01T00:00:00Z
+originalUrl: "http://10.0.0.5/story"
+---
+"""
+INSIDE_LINKS = """---
+title: "Pointing inside"
+publishedDateTime: 2021-02-02T00:00:00Z
+originalUrl: "https://example.com/inside"
+images:
+  - url: "http://169.254.169.254/latest/meta-data/lead.png"
+provider:
+  name: "Inside"
+  domain: example.com
+  images:
+    - url: "http://0x7f.1/icon.png"
+---
+A [link](http://printer.local/config) and <img src="http://192.168.1.1/reboot" alt="b">.
+"""
+
+
+def test_addresses_inside_the_readers_network_never_reach_a_feed(tmp_path):
+    """An article at one is unusable (an error on originalUrl); an image, icon or
+    link there is dropped; every other seed publishes."""
+    snapshot, errors = _build(tmp_path, {
+        "article.txt": INSIDE_ARTICLE, "links.txt": INSIDE_LINKS,
+        "normal.txt": NORMAL_SEED.replace("---\nText", "provider:\n  domain: nas.home.arpa\n---\nText")})
+    assert errors == [("article.txt", "originalUrl")]
+    assert [key for key in snapshot.feeds if key.startswith("providers/")] == ["providers/example.com"]
+    said = {(d.file, d.field): d.message for d in snapshot.diagnostics}
+    for where in (("article.txt", "originalUrl"), ("links.txt", "images[0].url"), ("links.txt", "provider.images[0].url"),
+                  ("normal.txt", "provider.domain")):
+        assert "inside the reader's own network" in said[where], said
+    entries = {e.title: e for e in snapshot.feeds["all"].entries}
+    assert set(entries) == {"Pointing inside", "Normal"}
+    assert entries["Pointing inside"].image is None and entries["Pointing inside"].provider_icon is None
+    for path, doc in snapshot.documents.items():  # the directory page quotes them, as text, in its diagnostics
+        if not path.startswith("/feeds/"):
+            continue
+        for address in (b"169.254", b"0x7f", b"printer.local", b"192.168", b"10.0.0.5"):
+            assert address not in doc.body, (path, address)
+    assert "<p>A <a>link</a> and .</p>" in entries["Pointing inside"].content_html  # the text stays
