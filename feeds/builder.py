@@ -245,7 +245,7 @@ class Builder:
         todo = {feed.key for feed in feeds
                 if paths[feed.key] not in before or before[paths[feed.key]][0] != feed}
         uses = Counter(id(e) for feed in feeds if feed.key in todo for e in feed.entries)
-        with self._spill_file(fmt != "html" and any(n > 1 for n in uses.values())) as spill:
+        with self._spill_file(any(n > 1 for n in uses.values())) as spill:
             fragments = Fragments(self.urls.feed_stem("topics/"), uses, spill)
             for feed in feeds:
                 path = paths[feed.key]

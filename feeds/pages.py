@@ -3,13 +3,14 @@ preview of each feed for people who open a feed in a browser."""
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import jinja2
+from markupsafe import Markup
 
 from .catalog import Feed
 from .config import Config
-from .entries import human_date
+from .entries import Entry, human_date
 from .fields import Diagnostic
 from .opml import opml_path
 from .urls import FORMATS, Urls
@@ -40,8 +41,16 @@ def render_directory(feeds: Sequence[Feed], config: Config, urls: Urls, entry_co
     return html.encode("utf-8")
 
 
-def render_preview(feed: Feed, fragment: object = None) -> bytes:
+def render_preview(feed: Feed, fragment: Callable[[Entry], bytes] | None = None) -> bytes:
     """A feed as a web page: its entries (already sanitized HTML), the three
-    subscribe links and the address to copy into a reader."""
-    html = _templates.get_template("preview.html").render(feed=feed, human_date=human_date)
+    subscribe links and the address to copy into a reader. Each entry is an
+    `article_html` fragment, made once for all the pages that show it."""
+    fragment = fragment or (lambda entry: article_html(entry, feed.topics_stem))
+    articles = [Markup(fragment(entry).decode("utf-8")) for entry in feed.entries]
+    return _templates.get_template("preview.html").render(feed=feed, articles=articles).encode("utf-8")
+
+
+def article_html(entry: Entry, topics_stem: str) -> bytes:
+    """One entry as a preview page's <article>: title, date, author, topic links, content."""
+    html = _templates.get_template("article.html").render(entry=entry, topics_stem=topics_stem, human_date=human_date)
     return html.encode("utf-8")

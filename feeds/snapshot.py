@@ -21,7 +21,7 @@ from .catalog import EPOCH, Feed
 from .entries import Entry
 from .fields import Diagnostic
 from .jsonfeed import item_json, render_json
-from .pages import render_preview
+from .pages import article_html, render_preview
 from .urls import FORMATS
 
 RENDERERS: dict[str, Callable[..., bytes]] = {"atom": render_atom, "rss": render_rss, "json": render_json,
@@ -135,7 +135,7 @@ class Fragments:
             made = None if kept is None else self._read(kept)
             fresh = made is None
             if fresh:
-                made = item_json(entry) if fmt == "json" else entry_xml(entry, fmt, self.topics_stem)
+                made = serialize(entry, fmt, self.topics_stem)
             left = self._uses[key] - 1
             self._uses[key] = left
             if left <= 0:
@@ -174,9 +174,19 @@ class Fragments:
         return made if len(made) == length else None
 
 
+def serialize(entry: Entry, fmt: str, topics_stem: str) -> bytes:
+    """An entry as the fragment documents of one format splice in: an Atom entry,
+    an RSS item, a JSON Feed item, or a preview page's article ("html")."""
+    if fmt == "json":
+        return item_json(entry)
+    if fmt == "html":
+        return article_html(entry, topics_stem)
+    return entry_xml(entry, fmt, topics_stem)
+
+
 def render_feed(feed: Feed, fmt: str, fragments: Fragments | None = None) -> Document:
     """One feed in one format (or its HTML preview), as a document."""
-    fragment = fragments(fmt) if fragments and fmt != "html" else None
+    fragment = fragments(fmt) if fragments else None
     links = link_header(feed, fmt) if fmt != "html" else ""
     return make_document(RENDERERS[fmt](feed, fragment), media_type(fmt), feed.updated, feed.is_complete_page, links,
                          archive=feed.page is not None)
