@@ -284,8 +284,6 @@ def read_record(seed: SeedFile, limits: Limits = Limits()) -> tuple[Record | Non
         if not has_front_matter(text):
             raise Unusable("(front matter)", "no front matter: the file must open with a '---' line")
         data, body = split_seed(text, _handler(limits.yaml_alias_events))
-        if not data and has_front_matter(body) and _after_front_matter(body) is None:
-            raise Unusable("(front matter)", "never closed: no '---' line ends the front matter")
         duplicate = pop_duplicate_key(data)
         if duplicate is not None:
             warnings.append(Diagnostic(seed.rel, "(yaml)", "warning",
@@ -294,9 +292,11 @@ def read_record(seed: SeedFile, limits: Limits = Limits()) -> tuple[Record | Non
         if depth > limits.yaml_depth:
             raise Unusable("(yaml)", f"nested {depth} levels deep; the limit is {limits.yaml_depth}")
         if has_front_matter(body):
+            rest = _after_front_matter(body)
+            if not data and rest is None:  # what split_seed left is the one block, unclosed
+                raise Unusable("(front matter)", "never closed: no '---' line ends the front matter")
             warnings.append(Diagnostic(seed.rel, "(front matter)", "warning",
                                        "a second front-matter block follows the first; it is ignored"))
-            rest = _after_front_matter(body)
             body = body if rest is None else rest
     except Unusable as exc:
         return None, [Diagnostic(seed.rel, exc.field, "error", exc.message)]

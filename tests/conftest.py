@@ -22,6 +22,9 @@ from typing import Callable
 
 import pytest
 
+from feeds import build_snapshot, load_config
+from feeds.snapshot import Snapshot
+
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_SEEDS = ROOT / "seeds"
 FIXTURE_SEEDS = Path(__file__).resolve().parent / "seeds"
@@ -56,6 +59,19 @@ def write_stories(folder: Path, numbers) -> None:
     folder.mkdir(exist_ok=True)
     for n in numbers:
         (folder / f"story-{n}.md").write_text(STORY.format(n=n), encoding="utf-8")
+
+
+def write_seeds(folder: Path, seeds: dict[str, str]) -> Path:
+    """`folder`, holding each seed text of `seeds` under its file name."""
+    folder.mkdir(exist_ok=True)
+    for name, text in seeds.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def build_folder(tmp_path: Path, seeds: Path) -> Snapshot:
+    """A cold build of the seed folder `seeds`, under a default config written in `tmp_path`."""
+    return build_snapshot(load_config(write_config(tmp_path / "c.toml", seeds)))
 
 
 def write_config(path: Path, seeds: Path, *, base_url: str = "http://127.0.0.1:8000",

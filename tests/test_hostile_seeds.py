@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUNDLED_SEEDS, FIXTURE_SEEDS, SEEDFEEDS, write_config
+from conftest import BUNDLED_SEEDS, FIXTURE_SEEDS, SEEDFEEDS, build_folder, write_config, write_seeds
 from feeds import Builder, build_snapshot, load_config
 from feeds.builder import SeedFolderEmpty, check_files
 from feeds.config import Limits
@@ -454,11 +454,7 @@ HUGE_DATES = [
 
 def _seeds_with(tmp_path: Path, bad: str) -> Path:
     """A seed folder holding a good file and `bad` (a seed's text) as x.txt."""
-    seeds = tmp_path / "seeds"
-    seeds.mkdir()
-    (seeds / "good.txt").write_text(MINIMAL.format(title="Good", slug="good"))
-    (seeds / "x.txt").write_text(bad)
-    return seeds
+    return write_seeds(tmp_path / "seeds", {"good.txt": MINIMAL.format(title="Good", slug="good"), "x.txt": bad})
 
 
 @pytest.mark.parametrize("date", HUGE_DATES)
@@ -470,7 +466,7 @@ def test_a_date_too_big_to_parse_makes_the_file_unusable_not_the_build(tmp_path,
     count, notes = check_files(seeds, ("*.txt",))
     assert [(d.file, d.field, d.severity) for d in notes] == [("x.txt", "publishedDateTime", "error")]
     assert "out of range" in notes[0].message
-    snapshot = build_snapshot(load_config(write_config(tmp_path / "c.toml", seeds)))
+    snapshot = build_folder(tmp_path, seeds)
     assert [e.title for e in snapshot.feeds["all"].entries] == ["Good"]
     assert ("x.txt", "publishedDateTime", "error") in [(d.file, d.field, d.severity) for d in snapshot.diagnostics]
 
@@ -485,7 +481,7 @@ def test_a_related_date_too_big_to_parse_is_dropped_like_any_bad_related_date(tm
     count, notes = check_files(seeds, ("*.txt",))
     assert [(d.file, d.field, d.severity) for d in notes] == [("x.txt", "related[0].publishedDateTime", "warning")]
     assert "out of range" in notes[0].message
-    snapshot = build_snapshot(load_config(write_config(tmp_path / "c.toml", seeds)))
+    snapshot = build_folder(tmp_path, seeds)
     assert [e.title for e in snapshot.feeds["all"].entries] == ["x", "Good"]
     record, _ = read(seeds / "x.txt")
     assert [(r.title, r.published) for r in record.related] == [("r", None)]
@@ -524,7 +520,7 @@ def test_a_file_name_that_is_not_utf8_is_reported_not_read(tmp_path):
     assert count == 1
     assert {(d.file, d.field, d.severity) for d in notes} == {(name, "(file)", "error") for name in BADLY_NAMED}
     assert all(RENAME in d.message and "rename" in d.message for d in notes)
-    snapshot = build_snapshot(load_config(write_config(tmp_path / "c.toml", seeds)))
+    snapshot = build_folder(tmp_path, seeds)
     assert [e.title for e in snapshot.feeds["all"].entries] == ["Good"]
     assert {d.file for d in snapshot.diagnostics} == BADLY_NAMED
     snapshot.documents["/"].body.decode("utf-8")

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from conftest import BUNDLED_SEEDS, FIXTURE_SEEDS, write_config
+from conftest import BUNDLED_SEEDS, FIXTURE_SEEDS, build_folder, write_config, write_seeds
 from feeds import Builder, build_snapshot, load_config
 from feeds.builder import check_files
 from feeds.entries import to_entry
@@ -139,12 +139,12 @@ def test_slugify(label, slug):
 def test_c_cplusplus_and_csharp_are_three_topics(tmp_path):
     """Labels that name different things get different feeds, and an entry keeps
     each of its labels; labels differing only in case or accents are one topic."""
-    seeds = tmp_path / "seeds"
-    seeds.mkdir()
-    for n, topics in enumerate([["C++", "C"], ["C#"], ["c"], ["Café"], ["Cafe"]]):
-        (seeds / f"{n}.txt").write_text(f"---\ntitle: Story {n}\npublishedDateTime: 2021-01-0{n + 1}T00:00:00Z\n"
-                                        f"originalUrl: https://example.com/{n}\ntopics: {json.dumps(topics)}\n---\n")
-    snapshot = build_snapshot(load_config(write_config(tmp_path / "seedfeeds.toml", seeds)))
+    labels = [["C++", "C"], ["C#"], ["c"], ["Café"], ["Cafe"]]
+    seeds = write_seeds(tmp_path / "seeds", {
+        f"{n}.txt": f"---\ntitle: Story {n}\npublishedDateTime: 2021-01-0{n + 1}T00:00:00Z\n"
+                    f"originalUrl: https://example.com/{n}\ntopics: {json.dumps(topics)}\n---\n"
+        for n, topics in enumerate(labels)})
+    snapshot = build_folder(tmp_path, seeds)
     titles = {key: sorted(e.title for e in feed.entries) for key, feed in snapshot.feeds.items() if feed.kind == "topic"}
     assert titles == {"topics/c": ["Story 0", "Story 2"], "topics/c-plus-plus": ["Story 0"],
                       "topics/c-sharp": ["Story 1"], "topics/cafe": ["Story 3", "Story 4"]}

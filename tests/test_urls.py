@@ -12,8 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from checks import is_web_url, parse_xml
-from conftest import write_config
-from feeds import build_snapshot, load_config
+from conftest import build_folder, write_seeds
 from feeds.sanitize import clean_html, safe_url
 from feeds.urls import canonical_url, http_url, provider_domain, why_unusable
 
@@ -158,41 +157,35 @@ def test_url_functions_never_raise(value, base):
 
 # --- through a build ----------------------------------------------------------------------
 
-IPV6_ARTICLE = """---
-title: "On a bare IPv6 server"
-publishedDateTime: 2021-02-01T00:00:00Z
-originalUrl: "http://[2001:db8::1]:8080/a/story"
----
-"""
-IPV6_LINKS = """---
-title: "Links to a bare IPv6 server"
-publishedDateTime: 2021-02-02T00:00:00Z
-originalUrl: "https://example.com/links"
-images:
-  - url: "http://[2001:db8::1]:8080/lead.png"
-provider:
-  name: "Bare"
-  domain: example.com
-  images:
-    - url: "http://[::1]:8080/icon.png"
-related:
-  - title: "Related"
-    webUrl: "https://[2001:db8::2]/r"
-    publishedDateTime: 2021-01-31T00:00:00Z
----
-A [link](http://[::1]:8080/x) and <img src="http://[::1]/body.png" alt="b">.
-"""
-NORMAL_SEED = ('---\ntitle: "Normal"\npublishedDateTime: 2021-01-01T00:00:00Z\n'
-               'originalUrl: "https://example.com/normal"\n---\nText.\n')
+def _seed(title: str, date: str, url: str, front: str = "", body: str = "") -> str:
+    """A seed's text: title, date (YYYY-MM-DD), article URL, more front matter, body."""
+    return f'---\ntitle: "{title}"\npublishedDateTime: {date}T00:00:00Z\noriginalUrl: "{url}"\n{front}---\n{body}'
+
+
+def _linking(title: str, date: str, url: str, provider: str, lead: str, icon: str, link: str, image: str,
+             related: str | None = None) -> str:
+    """A seed of provider example.com whose lead image, provider icon, body link and
+    body image (and related item, if given) point where the test says."""
+    front = (f'images:\n  - url: "{lead}"\nprovider:\n  name: "{provider}"\n  domain: example.com\n'
+             f'  images:\n    - url: "{icon}"\n')
+    if related:
+        front += (f'related:\n  - title: "Related"\n    webUrl: "{related}"\n'
+                  '    publishedDateTime: 2021-01-31T00:00:00Z\n')
+    return _seed(title, date, url, front,
+                 f'A [link]({link}) and <img src="{image}" alt="b">.\n')
+
+
+IPV6_ARTICLE = _seed("On a bare IPv6 server", "2021-02-01", "http://[2001:db8::1]:8080/a/story")
+IPV6_LINKS = _linking("Links to a bare IPv6 server", "2021-02-02", "https://example.com/links", "Bare",
+                      lead="http://[2001:db8::1]:8080/lead.png",
+                      icon="http://[::1]:8080/icon.png", link="http://[::1]:8080/x", image="http://[::1]/body.png",
+                      related="https://[2001:db8::2]/r")
+NORMAL_SEED = _seed("Normal", "2021-01-01", "https://example.com/normal", body="Text.\n")
 
 
 def _build(tmp_path, seeds: dict[str, str]):
     """A snapshot of a seed folder holding `seeds` (name -> text), and its errors as (file, field)."""
-    folder = tmp_path / "seeds"
-    folder.mkdir()
-    for name, text in seeds.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    snapshot = build_snapshot(load_config(write_config(tmp_path / "c.toml", folder)))
+    snapshot = build_folder(tmp_path, write_seeds(tmp_path / "seeds", seeds))
     return snapshot, [(d.file, d.field) for d in snapshot.diagnostics if d.severity == "error"]
 
 
@@ -216,26 +209,10 @@ def test_ipv6_urls_in_seeds_are_diagnosed_not_fatal(tmp_path):
     assert all(is_web_url(item["url"]) for item in items)
 
 
-INSIDE_ARTICLE = """---
-title: "On a private address"
-publishedDateTime: 2021-02-01T00:00:00Z
-originalUrl: "http://10.0.0.5/story"
----
-"""
-INSIDE_LINKS = """---
-title: "Pointing inside"
-publishedDateTime: 2021-02-02T00:00:00Z
-originalUrl: "https://example.com/inside"
-images:
-  - url: "http://169.254.169.254/latest/meta-data/lead.png"
-provider:
-  name: "Inside"
-  domain: example.com
-  images:
-    - url: "http://0x7f.1/icon.png"
----
-A [link](http://printer.local/config) and <img src="http://192.168.1.1/reboot" alt="b">.
-"""
+INSIDE_ARTICLE = _seed("On a private address", "2021-02-01", "http://10.0.0.5/story")
+INSIDE_LINKS = _linking("Pointing inside", "2021-02-02", "https://example.com/inside", "Inside",
+                        lead="http://169.254.169.254/latest/meta-data/lead.png", icon="http://0x7f.1/icon.png",
+                        link="http://printer.local/config", image="http://192.168.1.1/reboot")
 
 
 def test_addresses_inside_the_readers_network_never_reach_a_feed(tmp_path):
