@@ -92,13 +92,14 @@ def read_entry(seed: SeedFile, config: Config) -> Read:
 class Builder:
     """Builds snapshots of one seed folder under one config.
 
-    `read_map` spreads the reading of many changed files (a cold build) over
-    several processes; without it everything runs in this one.
+    `read_map` spreads the reading of many changed files (at least
+    `parallel_min`) over several processes; without it everything runs in this one.
     """
 
-    def __init__(self, config: Config, read_map: ReadMap | None = None) -> None:
+    def __init__(self, config: Config, read_map: ReadMap | None = None, parallel_min: int = PARALLEL_MIN) -> None:
         self.config = config
         self.read_map = read_map
+        self.parallel_min = parallel_min
         self.urls = Urls(config.base_url, icon_name="icon" + config.icon_path.suffix.lower())
         self._reads: dict[str, _Read] = {}
         self._shared: dict = {}  # one copy of each provider, author, topic... (see share_values)
@@ -275,7 +276,7 @@ class Builder:
         self.last_report = BuildReport(files=len(files), read=len(todo),
                                        removed=len(self._reads.keys() - known.keys() - kept.keys()))
         read = partial(read_entry, config=self.config)
-        if self.read_map is not None and len(todo) >= PARALLEL_MIN:
+        if self.read_map is not None and len(todo) >= self.parallel_min:
             results = {seed.rel: (share_values(e, self._shared) if e else e, notes, left_out)
                        for seed, (e, notes, left_out) in zip(todo, self.read_map(read, todo))}
         else:

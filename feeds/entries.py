@@ -16,7 +16,7 @@ import cmarkgfm
 from cmarkgfm.cmark import Options
 
 from .fields import Diagnostic
-from .records import Image, Provider, Record, Related
+from .records import Image, Provider, Record, Related, pickled_by_fields
 from .sanitize import clean_html, plain_text, safe_url
 from .urls import canonical_url, slugify
 
@@ -24,18 +24,21 @@ _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augu
            "September", "October", "November", "December")
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Topic:
     label: str
     slug: str
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Author:
     name: str
     uri: str | None
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One published item, safe to render in any format."""

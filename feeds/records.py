@@ -12,10 +12,11 @@ import re
 import stat
 import struct
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from pathlib import Path
 from functools import lru_cache
-from operator import methodcaller
+from operator import attrgetter, methodcaller
 from typing import Any, BinaryIO, Callable, Iterable, NamedTuple
 
 from .config import Limits
@@ -45,6 +46,20 @@ class SeedFile(NamedTuple):
     inode: int
 
 
+def pickled_by_fields(cls: type) -> type:
+    """A frozen slotted dataclass pickled as its constructor's arguments. Its own
+    pickling (dataclasses' __getstate__/__setstate__ for slots) looks up the fields
+    on every call: unpickling an entry took 3x longer (`feeds.cold` pickles each)."""
+    values = attrgetter(*(f.name for f in dataclass_fields(cls)))
+
+    def __reduce__(self):
+        return cls, values(self)
+
+    cls.__reduce__ = __reduce__
+    return cls
+
+
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Image:
     url: str

@@ -76,7 +76,7 @@ def make_document(body: bytes, media_type: str, last_modified: datetime, immutab
     digest = hashlib.sha256(body).hexdigest()[:32]
     return Document(
         body=body,
-        gzip_body=gzip_ng.compress(body, compresslevel=2 if archive else 6, mtime=0),
+        gzip_body=compress(body, archive),
         media_type=media_type,
         etag=digest,
         gzip_etag=f"{digest}-gz",
@@ -84,6 +84,11 @@ def make_document(body: bytes, media_type: str, last_modified: datetime, immutab
         immutable=immutable,
         links=links,
     )
+
+
+def compress(body: bytes, archive: bool = False) -> bytes:
+    """A document's gzip body (see `make_document`)."""
+    return gzip_ng.compress(body, compresslevel=2 if archive else 6, mtime=0)
 
 
 def gzip_only(doc: Document) -> Document:
@@ -184,12 +189,17 @@ def serialize(entry: Entry, fmt: str, topics_stem: str) -> bytes:
     return entry_xml(entry, fmt, topics_stem)
 
 
+def render_body(feed: Feed, fmt: str, fragments: Callable[[str], Callable[[Entry], bytes]] | None = None) -> bytes:
+    """The body of one feed in one format (or of its HTML preview); `fragments`
+    (a `Fragments`, say) gives each entry's fragment in a format."""
+    return RENDERERS[fmt](feed, fragments(fmt) if fragments else None)
+
+
 def render_feed(feed: Feed, fmt: str, fragments: Fragments | None = None) -> Document:
     """One feed in one format (or its HTML preview), as a document."""
-    fragment = fragments(fmt) if fragments else None
     links = link_header(feed, fmt) if fmt != "html" else ""
-    return make_document(RENDERERS[fmt](feed, fragment), media_type(fmt), feed.updated, feed.is_complete_page, links,
-                         archive=feed.page is not None)
+    return make_document(render_body(feed, fmt, fragments), media_type(fmt), feed.updated, feed.is_complete_page,
+                         links, archive=feed.page is not None)
 
 
 def link_header(feed: Feed, fmt: str) -> str:

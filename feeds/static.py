@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 from .snapshot import Document, Snapshot, plain_body
@@ -38,9 +39,14 @@ class SiteWriter:
         self.written = 0  # files whose bytes changed
         self.kept = 0  # files hard-linked unchanged from the previous version
         self._made = {str(self.folder)}  # folders known to exist
+        self._counting = threading.Lock()  # `write` may be called from several threads
 
     def write(self, path: str, doc: Document) -> None:
         """Write one document (and its .gz sibling) under its URL path."""
+        self.write_bodies(path, plain_body(doc), doc.gzip_body)
+
+    def write_bodies(self, path: str, body: bytes, gzip_body: bytes) -> None:
+        """Write a document's body and gzip body under its URL path (.gz for the second)."""
         rel = "index.html" if path == "/" else path.lstrip("/")
         # Lexical: the version folder is new and holds only what this writer made, no symlinks.
         target = os.path.normpath(os.path.join(self.folder, rel))
@@ -50,20 +56,22 @@ class SiteWriter:
         if parent not in self._made:
             os.makedirs(parent, exist_ok=True)
             self._made.add(parent)
-        self._put(rel, target, plain_body(doc))
-        self._put(rel + ".gz", target + ".gz", doc.gzip_body)
+        self._put(rel, target, body)
+        self._put(rel + ".gz", target + ".gz", gzip_body)
 
     def _put(self, rel: str, target: str, data: bytes) -> None:
         old = self.previous / rel if self.previous else None
         try:
             if old is not None and old.stat().st_size == len(data) and old.read_bytes() == data:
                 os.link(old, target)
-                self.kept += 1
+                with self._counting:
+                    self.kept += 1
                 return
         except OSError:
             pass  # no previous file (or it vanished): write it
         _write_new(target, data)
-        self.written += 1
+        with self._counting:
+            self.written += 1
 
     def commit(self) -> None:
         """Point OUT at the new version in one atomic rename, then drop the versions
