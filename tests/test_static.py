@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -15,13 +16,11 @@ import feedparser
 import pytest
 
 from bench_scripts import load_bench
-from conftest import SEEDFEEDS, free_port, http_get, wait_for
+from conftest import SEEDFEEDS, free_port, http_get, wait_for, write_config
 from feeds import build_snapshot, load_config
-from feeds.catalog import EPOCH, KINDS
+from feeds.catalog import EPOCH
 from feeds.snapshot import make_document
 from feeds.static import SiteWriter
-from feeds.urls import FORMATS
-from web.cli import RENDER_SHARES
 
 NGINX = "/usr/sbin/nginx"
 NGINX_SITE = load_bench("nginx_site")  # the README's sample, as the benchmark runs it too
@@ -51,13 +50,58 @@ def test_build_writes_every_document_and_its_gzip(config_file, tmp_path):
         assert gzip.decompress((out / (name + ".gz")).read_bytes()) == doc.body
 
 
-def test_render_shares_split_the_work_without_gap_or_overlap():
-    """The cold build's rendering children each take a share: every (format, feed
-    kind) is in exactly one share, and exactly one share renders "html", which is
-    the one that also writes the pages that are not feeds (index, OPML, icon)."""
-    rendered = sorted((fmt, kind) for share in RENDER_SHARES for fmt, kinds in share for kind in kinds)
-    assert rendered == sorted((fmt, kind) for fmt in (*FORMATS, "html") for kind in KINDS)
-    assert [any(fmt == "html" for fmt, _ in share) for share in RENDER_SHARES].count(True) == 1
+def test_a_corrected_url_keeps_its_first_id_in_the_files_too(config_file, seed_dir, tmp_path):
+    """A cold build serializes each entry while reading it, before the entry-id
+    ledger has had its say. An entry the ledger gives another id (its URL was
+    corrected in the same file) is serialized again under that id: the files
+    still hold the bytes the builder makes."""
+    out = tmp_path / "site"
+    build(config_file, out)
+    seed = seed_dir / "000_3416384145912650.txt"
+    seed.write_text(seed.read_text().replace("/2020/10/27/human-rights", "/2020/10/28/human-rights"))
+    build(config_file, out)
+    atom = (out / "feeds/all.atom").read_text()
+    assert re.search(r"<id>[^<]*/2020/10/27/human-rights[^<]*</id>", atom)  # the first id
+    assert re.search(r'<link href="[^"]*/2020/10/28/human-rights', atom)  # the corrected link
+    snapshot = build_snapshot(load_config(config_file))  # the same ledger: the same ids
+    for path, doc in snapshot.documents.items():
+        assert (out / ("index.html" if path == "/" else path[1:])).read_bytes() == doc.body, path
+
+
+def test_an_empty_seed_folder_builds_empty_feeds(tmp_path):
+    """No seed files: nothing to read on two cores, and the site is still written."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    out = tmp_path / "site"
+    result = build(write_config(tmp_path / "c.toml", seeds), out)
+    assert "(0 entries" in result.stdout
+    assert feedparser.parse((out / "feeds/all.atom").read_bytes()).entries == []
+
+
+@pytest.mark.parametrize("where", ["the forked reader", "this process"])
+def test_a_failing_reader_fails_the_build_and_leaves_no_process(config_file, tmp_path, monkeypatch, where):
+    """The seeds are read by this process and a fork, half each: if either fails
+    (an error no seed should cause: out of memory, a bug), the build fails and
+    the fork is reaped (killed first if this process failed: its work is lost)."""
+    from feeds import builder, cold
+    from web import cli
+
+    monkeypatch.setattr(cold, "PARALLEL_MIN", 1)  # fork for these five seeds too
+    parent, read = os.getpid(), builder.read_entry
+
+    def failing(seed, config):
+        if (os.getpid() == parent) == (where == "this process"):
+            raise MemoryError(f"no memory left in {where}")
+        return read(seed, config)
+
+    monkeypatch.setattr(builder, "read_entry", failing)
+    writer = SiteWriter(tmp_path / "site")
+    others = children()  # fixtures' servers may be running
+    expected = (MemoryError, "no memory left") if where == "this process" else (RuntimeError, "reading child")
+    with pytest.raises(expected[0], match=expected[1]):
+        cli._build_site(load_config(config_file), writer)
+    writer.abort()
+    assert children() == others  # no child left, not even a zombie
 
 
 def test_rebuild_rewrites_only_changed_files(config_file, seed_dir, tmp_path):
@@ -179,9 +223,10 @@ def test_nginx_sample_config_is_in_the_readme():
     assert "if_modified_since before;" in sample and "gzip_static on;" in sample
 
 
-def test_a_failing_render_child_fails_the_build_and_leaves_no_process(config_file, tmp_path, monkeypatch, capfd):
-    """The formats are rendered in forked children: if one fails, the build fails with
-    its traceback shown, every child is reaped, and OUT keeps the previous version."""
+def test_a_failing_write_fails_the_build_and_leaves_no_process(config_file, tmp_path, monkeypatch):
+    """The documents are written by threads: if a write fails, the build fails with
+    its error, every process and thread it started has ended, and OUT keeps the
+    previous version."""
     from web import cli
 
     out = tmp_path / "site"
@@ -193,21 +238,21 @@ def test_a_failing_render_child_fails_the_build_and_leaves_no_process(config_fil
         return {k: (v.st_ino, v.st_size, v.st_mtime_ns, (out / k).read_bytes()) for k, v in files(out).items()}
 
     before = state()
-    write = SiteWriter.write
+    write = SiteWriter.write_bodies
 
-    def failing(self, path, doc):
+    def failing(self, path, body, gzip_body):
         if path.endswith(".atom"):
             raise OSError(f"disk full while writing {path}")
-        write(self, path, doc)
+        write(self, path, body, gzip_body)
 
-    monkeypatch.setattr(SiteWriter, "write", failing)
+    monkeypatch.setattr(SiteWriter, "write_bodies", failing)
     writer = SiteWriter(out)
-    others = children()  # fixtures' servers may be running
-    with pytest.raises(RuntimeError, match="rendering child"):
+    others, threads = children(), threading.active_count()  # fixtures' servers may be running
+    with pytest.raises(OSError, match=r"disk full while writing /feeds/.*\.atom"):
         cli._build_site(load_config(config_file), writer)
     writer.abort()
-    assert "disk full while writing /feeds/all.atom" in capfd.readouterr().err
     assert children() == others  # no child left, not even a zombie
+    assert threading.active_count() == threads
     assert state() == before  # the previous version, untouched
 
 

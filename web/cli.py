@@ -8,39 +8,23 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import sys
-import traceback
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import nullcontext
 from dataclasses import asdict
 from functools import partial
-from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Collection, Iterable, Iterator
 
 import click
 
-from feeds import Builder, Config, ConfigError, build_snapshot, load_config
+from feeds import Config, ConfigError, build_snapshot, load_config
+from feeds.builder import check_files
+from feeds.cold import build_site
 from feeds.snapshot import Snapshot
-from feeds.builder import READ_CHUNK, check_files, collector_paused
-from feeds.catalog import KINDS
 from feeds.static import SiteWriter
 from feeds.urls import FORMATS
 
 from . import ACCESS_LOG_ENV, CONFIG_ENV, SERVE_PID_ENV, config_path, progress
-
-# What each rendering child of a cold build does: (format, feed kinds) in turn. At 10k
-# seeds, atom takes 1.2 s, rss 1.35, json 1.1 and the previews 0.3: provider feeds'
-# JSON (a fifth of it; each entry is in one provider feed, so the split costs each
-# entry one more serialization) evens the two out.
-Share = tuple[tuple[str, Collection[str]], ...]
-RENDER_SHARES: tuple[Share, ...] = (
-    (("atom", KINDS), ("json", ("all", "named", "topic"))),
-    (("rss", KINDS), ("html", KINDS), ("json", ("provider",))),
-)
 
 config_option = click.option(
     "--config", "config_file", type=click.Path(dir_okay=False),
@@ -116,91 +100,9 @@ def build(config_file: str | None, out: str) -> None:
 
 
 def _build_site(config: Config, writer: SiteWriter) -> Snapshot:
-    """A cold build written through `writer`, on every core: seeds are read in a
-    process pool, then forked children render the formats, one share each (they
-    see the entries copy-on-write, no pickling), while this process only waits.
-    Rendering in children rather than here keeps the largest process small: this
-    one still holds what the reading left behind. fork is safe: this process has
-    started no threads. On a terminal, a bar shows the reading, and one the
-    rendering of the first share.
-
-    The cyclic collector never walks what this process holds: what is alive
-    before the reading (the imported modules) and after it (entries, feeds) is
-    frozen out of its sight, so the collections of the forked processes skip
-    it, and it is off here while the entries come in (they hold no cycles).
-    The readers keep it on: the HTML parser makes cycles. 2-3 % off the wall
-    time of a cold build at 10,000 seeds (five interleaved pairs)."""
-    gc.freeze()
-    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=get_context("fork"),
-                             initializer=gc.enable) as pool, collector_paused():
-        builder = Builder(config, read_map=partial(_read_shown, pool))
-        summary = builder.summarize()
-    gc.freeze()
-    if (os.cpu_count() or 1) < 2:
-        _write_share(builder, summary, tuple((fmt, KINDS) for fmt in (*FORMATS, "html")), writer, shown=True)
-        return summary
-    shares = [_render_child(builder, summary, share, writer, shown=number == 0)
-              for number, share in enumerate(RENDER_SHARES)]
-    failed = False
-    for pid, reader in shares:  # every child is waited for, even after one failed
-        with os.fdopen(reader, "rb") as report:
-            counts = report.read(100).decode()
-        _, status = os.waitpid(pid, 0)
-        if status != 0 or not counts:
-            failed = True
-            continue
-        written, kept = map(int, counts.split())
-        writer.written += written
-        writer.kept += kept
-    if failed:
-        raise RuntimeError("a rendering child process failed")
-    return summary
-
-
-def _render_child(builder: Builder, summary: Snapshot, share: Share, writer: SiteWriter,
-                  shown: bool) -> tuple[int, int]:
-    """Fork a child that writes its `share` (and, with "html", the pages) and reports
-    its counts on a pipe; (its pid, the pipe's reading end)."""
-    reader, sender = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(reader)
-        status = 1
-        try:
-            writer.written = writer.kept = 0
-            _write_share(builder, summary, share, writer, shown)
-            os.write(sender, f"{writer.written} {writer.kept}".encode())
-            status = 0
-        except BaseException:
-            traceback.print_exc()  # why, for the operator: the parent only sees the status
-        finally:
-            os._exit(status)
-    os.close(sender)
-    return pid, reader
-
-
-def _read_shown(pool: ProcessPoolExecutor, read: Callable, seeds: Iterable) -> Iterator:
-    """`pool.map(read, seeds)`, advancing a bar as results come in."""
-    seeds = list(seeds)
-    with progress.bar("Reading seed files", len(seeds)) as steps:
-        for result in pool.map(read, seeds, chunksize=READ_CHUNK):
-            steps.update(1)  # before the yield: the builder stops asking after the last result
-            yield result
-
-
-def _write_share(builder: Builder, summary: Snapshot, share: Share, writer: SiteWriter, shown: bool) -> None:
-    """Render and write the documents of a share, each (format, feed kinds); with
-    "html", the pages that are not feeds too. A bar if `shown`."""
-    length = sum(1 + (feed.pages if fmt != "html" else 0)  # a feed's archive pages are documents too
-                 for fmt, kinds in share for feed in summary.feeds.values() if feed.kind in kinds)
-    with progress.bar("Rendering feeds", length) if shown else nullcontext(progress.QUIET) as advance:
-        for fmt, kinds in share:
-            for path, doc in builder.documents(summary, fmt, kinds):
-                writer.write(path, doc)
-                advance.update(1)
-    if any(fmt == "html" for fmt, _ in share):
-        for path, doc in summary.pages.items():
-            writer.write(path, doc)
+    """A cold build written through `writer` on both cores (`feeds.cold`), with
+    progress bars on a terminal."""
+    return build_site(config, writer, bar=progress.bar)
 
 
 @main.command()

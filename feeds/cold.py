@@ -1,0 +1,354 @@
+"""A cold build of the whole site on two cores, in about the memory of one process.
+
+    read     this process and a fork read half of the seed files each. Each
+             entry is serialized there, in every format, and spilled to a file
+             with its pickle; what stays in memory is a `Stub`: what the ledger,
+             the duplicate check and the catalog read, and where the entry is.
+             The fork hands back its stubs and ends.
+    lay out  the builder's own ledger, catalog and pages, over stubs.
+    write    this process assembles each document from its head and the
+             spilled fragments of its entries (read back with pread: from the
+             page cache, which the kernel may write out and drop, not the heap);
+             two threads compress and write the documents (C and system calls,
+             which release the GIL).
+
+Why not keep the entries and fork renderers, as this build did before: CPython's
+reference counts write to every object a child touches, so copy-on-write copied
+each page of the entries into each child, and a process forked after the
+reading copies every page of free heap its own allocations land in. Stubs are a
+sixth of the entries; the second process lives only as long as the reading.
+Whatever both processes use is imported and warmed before the fork, so they
+share it rather than each loading its own.
+
+The bytes are the builder's: fragments come from `serialize`, bodies from
+`render_body`, gzip bodies from `compress`, the layout from `Builder.summarize`; an entry whose ledger id is
+not the one it was serialized under is serialized again from its pickle.
+"""
+
+from __future__ import annotations
+
+import gc
+import mmap
+import os
+import pickle
+import queue
+import signal
+import struct
+import tempfile
+import threading
+import time
+import traceback
+from array import array
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterable, Iterator, Protocol
+
+from .builder import PARALLEL_MIN, RENDERED, Builder, Read, read_entry, with_archives
+from .config import Config
+from .entries import Author, Entry, Topic, share_values
+from .records import SeedFile, pickled_by_fields
+from .snapshot import Snapshot, compress, feed_paths, render_body, serialize
+from .static import SiteWriter
+from .urls import Urls
+
+_COUNT = struct.Struct("<Q")
+_IN_FLIGHT = 16  # documents assembled and waiting for a writing thread
+_WRITERS = 2  # threads that compress and write
+_BATCH = 32  # seeds read before their entries are serialized, one format at a time
+# A seed that reaches the lazy imports and caches of reading and serializing
+# (YAML, Markdown, bleach, feedgen, the templates) before the fork.
+_SAMPLE = """---
+title: "Warm-up <b>sample</b>"
+excerpt: An excerpt.
+publishedDateTime: 2020-01-02T03:04:05Z
+originalUrl: https://example.com/story
+provider: {name: Example, domain: example.com, images: [{url: "https://example.com/icon.png"}]}
+topics: [Sample]
+images: [{url: "https://example.com/lead.jpg", width: 10, height: 10, title: Lead}]
+related: [{title: Other, url: "https://example.org/other", publishedDateTime: 2020-01-01T00:00:00Z,
+           provider: {name: Other}}]
+---
+Some *Markdown* with [a link](/relative) and <img src="https://example.com/a.png" alt="a"> <script>x</script>.
+"""
+
+
+class Steps(Protocol):
+    def update(self, steps: int) -> None: ...
+
+
+Bar = Callable[[str, int], AbstractContextManager[Steps]]  # (label, length) -> a progress bar
+
+
+class _NoSteps:
+    def update(self, steps: int) -> None:
+        pass
+
+
+def no_bar(label: str, length: int) -> AbstractContextManager[Steps]:
+    return nullcontext(_NoSteps())
+
+
+@pickled_by_fields
+@dataclass(frozen=True, slots=True)
+class Stub:
+    """What a cold build keeps of an entry in memory: the fields the ledger, the
+    duplicate check and the catalog read, and where the entry is spilled."""
+
+    id: str
+    file: str
+    published: datetime
+    updated: datetime
+    author: Author | None
+    provider_domain: str | None
+    provider_icon: str | None
+    topics: tuple[Topic, ...]
+    category: str | None
+    type: str | None
+    quality: int | None
+    read_id: str  # the id it was serialized under (the ledger may give it another)
+    spill: int  # which reading process's spill file
+    number: int  # its place there (see `Spills`)
+
+
+class Spills:
+    """One spill file per reading process, made before the fork so that every
+    process holds all of them; each process appends only to its own. An entry's
+    record there is its pickle, then its fragment in each of `RENDERED`; its
+    offsets are in `ends[spill]`, `len(RENDERED) + 2` numbers from
+    `number * (len(RENDERED) + 1)`. Writes go through the file's buffer
+    (unbuffered, a write per entry cost a cold build at 10,000 seeds 0.6 s,
+    most of it in the kernel's writeback)."""
+
+    _PARTS = len(RENDERED) + 1
+
+    def __init__(self, files: list[BinaryIO], topics_stem: str) -> None:
+        self.files = files
+        self.topics_stem = topics_stem
+        self.ends = [array("Q", [0]) for _ in files]
+
+    def keep_all(self, entries: list[Entry], spill: int) -> Iterator[Stub]:
+        """Spill the entries and their fragments to file number `spill`; their stubs.
+        The batch is serialized one format at a time (see `_BATCH`)."""
+        ends = self.ends[spill]
+        file = self.files[spill]
+        first = (len(ends) - 1) // self._PARTS
+        parts = [[pickle.dumps(entry, pickle.HIGHEST_PROTOCOL) for entry in entries],
+                 *([serialize(entry, fmt, self.topics_stem) for entry in entries] for fmt in RENDERED)]
+        end = ends[-1]
+        for index in range(len(entries)):
+            for part in parts:
+                data = part[index]
+                file.write(data)
+                end += len(data)
+                ends.append(end)
+        for number, entry in enumerate(entries, start=first):
+            yield Stub(id=entry.id, file=entry.file, published=entry.published, updated=entry.updated,
+                       author=entry.author, provider_domain=entry.provider_domain,
+                       provider_icon=entry.provider_icon, topics=entry.topics, category=entry.category,
+                       type=entry.type, quality=entry.quality, read_id=entry.id, spill=spill, number=number)
+
+    def flush(self, spill: int) -> None:
+        self.files[spill].flush()
+
+    def __call__(self, fmt: str) -> Callable[[Stub], bytes]:
+        """The fragment of a stub's entry in `fmt` (for `render_body`)."""
+        part = RENDERED.index(fmt) + 1
+
+        def fragment(stub: Stub) -> bytes:
+            if stub.id != stub.read_id:
+                return serialize(self.entry(stub), fmt, self.topics_stem)
+            return self._part(stub, part)
+
+        return fragment
+
+    def entry(self, stub: Stub) -> Entry:
+        """The stub's entry, under the stub's id."""
+        entry = pickle.loads(self._part(stub, 0))
+        return entry if entry.id == stub.id else replace(entry, id=stub.id)
+
+    def _part(self, stub: Stub, part: int) -> bytes:
+        ends = self.ends[stub.spill]
+        at = stub.number * self._PARTS + part
+        start, size = ends[at], ends[at + 1] - ends[at]
+        data = os.pread(self.files[stub.spill].fileno(), size, start)
+        if len(data) != size:
+            raise OSError(f"spill file {stub.spill} is cut short before {start + size}")
+        return data
+
+
+def build_site(config: Config, writer: SiteWriter, bar: Bar = no_bar) -> Snapshot:
+    """Read every seed, lay out the feeds and write every document through `writer`
+    (which the caller commits or aborts); the summary of what was built."""
+    _warm(config)
+    gc.collect()
+    gc.freeze()  # alive now, so shared with the fork: its collections never touch it
+    with _temporary_files(config.state_path, 3) as (mine, theirs, results):
+        spills = Spills([mine, theirs], Urls(config.base_url).feed_stem("topics/"))
+        read_map = partial(_read_on_two_cores, spills=spills, results=results, bar=bar)
+        summary = Builder(config, read_map=read_map, parallel_min=1).summarize()
+        gc.collect()
+        gc.freeze()
+        _write_in_threads(summary, spills, writer, bar)
+    return summary
+
+
+def _warm(config: Config) -> None:
+    """Read and serialize a sample seed, so that lazy imports and caches are made once, here."""
+    try:
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8") as sample:
+            sample.write(_SAMPLE)
+            sample.flush()
+            seed = SeedFile("warm-up.txt", sample.name, os.stat(sample.name).st_size, 0, 0, 0)
+            entry = read_entry(seed, config)[0]
+    except OSError:
+        return  # no temp folder: each process loads what it needs itself
+    if entry is not None:
+        for fmt in RENDERED:
+            serialize(entry, fmt, "https://example.com/feeds/topics/")
+        pickle.loads(pickle.dumps(entry, pickle.HIGHEST_PROTOCOL))
+
+
+@contextmanager
+def _temporary_files(folder: Path, count: int) -> Iterator[list[BinaryIO]]:
+    """Deleted temporary files in the state folder (beside the entry-id ledger);
+    in memory (memfd) where the folder cannot take them."""
+    with ExitStack() as stack:
+        files = []
+        for number in range(count):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                made = tempfile.TemporaryFile(dir=folder)
+            except OSError:
+                made = open(os.memfd_create(f"seedfeeds-{number}", os.MFD_CLOEXEC), "w+b")
+            files.append(stack.enter_context(made))
+        yield files
+
+
+def _read_on_two_cores(read: Callable[[SeedFile], Read], seeds: Iterable[SeedFile], spills: Spills,
+                       results: BinaryIO, bar: Bar) -> list[Read]:
+    """`[read(seed) for seed in seeds]`, entries as stubs: a fork reads the first half,
+    this process the second. The fork's results and spill offsets come back pickled
+    in `results`, its progress through a shared counter.
+
+    The fork is made after the seed folder is scanned, not before: made before, it
+    held 4 MiB more at 10,000 seeds. (Every page either process writes to is
+    copied, and the scan's pages are written by this process either way.)
+    Fewer than `PARALLEL_MIN` seeds are read here alone, without a bar."""
+    seeds = list(seeds)
+    if len(seeds) < PARALLEL_MIN:
+        return _read_half(read, seeds, spills, 0, None)
+    half = len(seeds) // 2
+    with mmap.mmap(-1, _COUNT.size) as counter, bar("Reading seed files", len(seeds)) as steps:
+        pid = os.fork()
+        if pid == 0:
+            _child(lambda: _dump((_read_half(read, seeds[:half], spills, 1, counter), spills.ends[1]), results))
+        shown = 0
+
+        def show(done: int) -> None:
+            nonlocal shown
+            total = done + _COUNT.unpack(counter)[0]
+            steps.update(total - shown)
+            shown = total
+
+        try:
+            mine = _read_half(read, seeds[half:], spills, 0, None, show)
+        except BaseException:
+            os.kill(pid, signal.SIGKILL)  # its work is for nothing now
+            _reap(pid)
+            raise
+        if not _reap(pid, lambda: show(len(mine))):
+            raise RuntimeError("a reading child process failed")
+        results.seek(0)
+        theirs, spills.ends[1] = pickle.load(results)
+        show(len(mine))
+    return theirs + mine
+
+
+def _read_half(read: Callable[[SeedFile], Read], seeds: list[SeedFile], spills: Spills, spill: int,
+               counter: mmap.mmap | None, show: Callable[[int], None] | None = None) -> list[Read]:
+    shared: dict = {}  # one object per provider, author, topic in the stubs (and in their pickle)
+    out = []
+    for start in range(0, len(seeds), _BATCH):
+        reads = [read(seed) for seed in seeds[start:start + _BATCH]]
+        stubs = spills.keep_all([entry for entry, _, _ in reads if entry is not None], spill)
+        for entry, notes, left_out in reads:
+            out.append((share_values(next(stubs), shared) if entry is not None else None, notes, left_out))
+        done = len(out)
+        if counter is not None:
+            counter[:] = _COUNT.pack(done)
+        if show is not None:
+            show(done)
+    spills.flush(spill)
+    return out
+
+
+def _dump(value: object, file: BinaryIO) -> None:
+    pickle.dump(value, file, pickle.HIGHEST_PROTOCOL)
+    file.flush()
+
+
+def _write_in_threads(summary: Snapshot, spills: Spills, writer: SiteWriter, bar: Bar) -> None:
+    """Every document written through `writer`: this thread assembles the bodies
+    (Python, holding the GIL), `_WRITERS` others compress and write them (zlib-ng
+    and the writes release it). Files need no ETag: nothing is hashed. With one
+    writing thread, this one waited for it 60 % of the time."""
+    jobs: queue.Queue = queue.Queue(maxsize=_IN_FLIGHT)
+    failed: list[BaseException] = []
+
+    def drain() -> None:
+        while (job := jobs.get()) is not None:
+            if failed:
+                continue
+            path, body, archive = job
+            try:
+                writer.write_bodies(path, body, compress(body, archive))
+            except BaseException as exc:
+                failed.append(exc)
+
+    workers = [threading.Thread(target=drain, name=f"seedfeeds-writer-{n}") for n in range(_WRITERS)]
+    for worker in workers:
+        worker.start()
+    try:
+        feeds = tuple(summary.feeds.values())
+        length = sum(1 + (feed.pages if fmt != "html" else 0) for fmt in RENDERED for feed in feeds)
+        with bar("Rendering feeds", length) as steps:
+            for fmt in RENDERED:
+                for feed in feeds if fmt == "html" else with_archives(feeds):
+                    if failed:
+                        raise failed[0]
+                    jobs.put((feed_paths(feed)[fmt], render_body(feed, fmt, spills), feed.page is not None))
+                    steps.update(1)
+            for path, doc in summary.pages.items():
+                writer.write(path, doc)
+    finally:
+        for _ in workers:
+            jobs.put(None)
+        for worker in workers:
+            worker.join()
+    if failed:
+        raise failed[0]
+
+
+def _child(work: Callable[[], None]) -> None:
+    """In a forked child: do `work` and exit, 0 if it succeeded; never returns."""
+    status = 1
+    try:
+        work()
+        status = 0
+    except BaseException:
+        traceback.print_exc()  # why, for the operator: the parent only sees the status
+    finally:
+        os._exit(status)
+
+
+def _reap(pid: int, show: Callable[[], None] | None = None) -> bool:
+    """Wait for the child `pid` to end (calling `show` meanwhile); whether it succeeded."""
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG if show else 0)
+        if done:
+            return status == 0
+        show()
+        time.sleep(0.01)
