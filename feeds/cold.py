@@ -235,10 +235,12 @@ def _read_on_two_cores(read: Callable[[SeedFile], Read], seeds: Iterable[SeedFil
 
     The fork is made after the seed folder is scanned, not before: made before, it
     held 4 MiB more at 10,000 seeds. (Every page either process writes to is
-    copied, and the scan's pages are written by this process either way.)
-    Fewer than `PARALLEL_MIN` seeds are read here alone, without a bar."""
+    copied, and the scan's pages are written by this process either way.) The
+    fork is safe: no thread has started yet (the writing threads come later).
+    Fewer than `PARALLEL_MIN` seeds, or one CPU to run on, and they are read
+    here alone, without a bar."""
     seeds = list(seeds)
-    if len(seeds) < PARALLEL_MIN:
+    if len(seeds) < PARALLEL_MIN or len(os.sched_getaffinity(0)) < 2:
         return _read_half(read, seeds, spills, 0, None)
     half = len(seeds) // 2
     with mmap.mmap(-1, _COUNT.size) as counter, bar("Reading seed files", len(seeds)) as steps:

@@ -37,10 +37,11 @@ def large(tmp_path_factory) -> Path:
     return write_config(folder / "c.toml", seeds, extra=f'[state]\npath = "{folder}/state"')
 
 
-def run_on_terminal(*args: str) -> tuple[int, str, str]:
-    """Run seedfeeds with stderr on a pseudo-terminal: (status, stdout, what the terminal showed)."""
+def run_on_terminal(*args: str, prefix: tuple[str, ...] = ()) -> tuple[int, str, str]:
+    """Run seedfeeds (after `prefix`, a command that runs it) with stderr on a
+    pseudo-terminal: (status, stdout, what the terminal showed)."""
     controller, terminal = pty.openpty()
-    with subprocess.Popen([SEEDFEEDS, *args], stdout=subprocess.PIPE, stderr=terminal, stdin=subprocess.DEVNULL) as process:
+    with subprocess.Popen([*prefix, SEEDFEEDS, *args], stdout=subprocess.PIPE, stderr=terminal, stdin=subprocess.DEVNULL) as process:
         os.close(terminal)
         shown = []
         while True:
@@ -68,6 +69,20 @@ def test_build_shows_progress_on_a_terminal(large, tmp_path):
     # It counts documents (archive pages too) and ends at its own length: N/N.
     assert re.search(r"Rendering feeds  \[#+\]  (\d+)/\1  100%", shown.rpartition("Rendering feeds")[1] +
                      shown.rpartition("Rendering feeds")[2])
+
+
+def test_on_one_cpu_build_reads_the_seeds_in_one_process(large, tmp_path):
+    """Given one CPU, `build` reads every seed itself: no fork, so no reading bar
+    (its count covers two processes), and the same files as on two CPUs."""
+    status, _, shown = run_on_terminal("build", "--config", str(large), "--out", str(tmp_path / "two"))
+    assert status == 0 and "Reading seed files" in shown
+    status, _, shown = run_on_terminal("build", "--config", str(large), "--out", str(tmp_path / "one"),
+                                       prefix=("taskset", "-c", "0"))
+    assert status == 0 and "Reading seed files" not in shown and "Rendering feeds" in shown
+    two, one = (sorted(p.relative_to(tmp_path / name) for p in (tmp_path / name).rglob("*") if p.is_file())
+                for name in ("two", "one"))
+    assert one == two and Path("feeds/all.atom") in one
+    assert all((tmp_path / "one" / p).read_bytes() == (tmp_path / "two" / p).read_bytes() for p in one)
 
 
 def test_build_is_quiet_when_piped(large, tmp_path):
