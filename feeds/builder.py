@@ -170,8 +170,8 @@ class Builder:
 
     def summarize(self) -> Snapshot:
         """A full scan and read, laid out as feeds: a snapshot holding every field
-        but the feed documents, which `documents()` then renders one at a time
-        (the static build: memory for one document, not all of them)."""
+        but the feed documents, which `documents()` can then render one at a time
+        (the cold static build, `feeds.cold`, assembles its own from stubs)."""
         files, scan_notes = scan_folder(self.config.seeds_path, self.config.globs)
         return self._summarize(files, scan_notes)
 
@@ -260,10 +260,7 @@ class Builder:
         """A temporary file in the state folder for fragments waiting for their next
         use (see `Fragments`), closed and gone afterwards; None if not `wanted`
         or it cannot be made (the fragments then wait in memory)."""
-        try:
-            spill = tempfile.TemporaryFile(dir=self.config.state_path) if wanted else None
-        except OSError:
-            spill = None
+        spill = state_file(self.config.state_path) if wanted else None
         with spill or nullcontext():
             yield spill
 
@@ -314,6 +311,15 @@ def collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def state_file(folder: Path) -> BinaryIO | None:
+    """A temporary file in the state folder (beside the entry-id ledger), deleted
+    when closed; None if the folder cannot take one."""
+    try:
+        return tempfile.TemporaryFile(dir=folder)
+    except OSError:
+        return None
 
 
 def with_archives(feeds: tuple[Feed, ...]) -> tuple[Feed, ...]:

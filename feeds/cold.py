@@ -41,12 +41,14 @@ import traceback
 from array import array
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, replace
+from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from functools import partial
+from operator import attrgetter
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator, Protocol
 
-from .builder import PARALLEL_MIN, RENDERED, Builder, Read, read_entry, with_archives
+from .builder import PARALLEL_MIN, RENDERED, Builder, Read, read_entry, state_file, with_archives
 from .config import Config
 from .entries import Author, Entry, Topic, share_values
 from .records import SeedFile, pickled_by_fields
@@ -76,26 +78,34 @@ Some *Markdown* with [a link](/relative) and <img src="https://example.com/a.png
 
 
 class Steps(Protocol):
+    """A progress bar's handle: `update(n)` advances it n steps."""
+
     def update(self, steps: int) -> None: ...
 
 
 Bar = Callable[[str, int], AbstractContextManager[Steps]]  # (label, length) -> a progress bar
 
 
-class _NoSteps:
+class _Quiet:
+    """Steps that show nothing (no bar, or stderr not a terminal: `web.progress`)."""
+
     def update(self, steps: int) -> None:
         pass
 
 
+QUIET = _Quiet()
+
+
 def no_bar(label: str, length: int) -> AbstractContextManager[Steps]:
-    return nullcontext(_NoSteps())
+    return nullcontext(QUIET)
 
 
 @pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Stub:
     """What a cold build keeps of an entry in memory: the fields the ledger, the
-    duplicate check and the catalog read, and where the entry is spilled."""
+    duplicate check and the catalog read (as `Entry` declares them), and where
+    the entry is spilled."""
 
     id: str
     file: str
@@ -111,6 +121,10 @@ class Stub:
     read_id: str  # the id it was serialized under (the ledger may give it another)
     spill: int  # which reading process's spill file
     number: int  # its place there (see `Spills`)
+
+
+# What a stub copies of its entry: every field it declares before its own three.
+_STUB_OF = attrgetter(*(f.name for f in dataclass_fields(Stub)[:-3]))
 
 
 class Spills:
@@ -145,10 +159,7 @@ class Spills:
                 end += len(data)
                 ends.append(end)
         for number, entry in enumerate(entries, start=first):
-            yield Stub(id=entry.id, file=entry.file, published=entry.published, updated=entry.updated,
-                       author=entry.author, provider_domain=entry.provider_domain,
-                       provider_icon=entry.provider_icon, topics=entry.topics, category=entry.category,
-                       type=entry.type, quality=entry.quality, read_id=entry.id, spill=spill, number=number)
+            yield Stub(*_STUB_OF(entry), read_id=entry.id, spill=spill, number=number)
 
     def flush(self, spill: int) -> None:
         self.files[spill].flush()
@@ -215,16 +226,14 @@ def _warm(config: Config) -> None:
 def _temporary_files(folder: Path, count: int) -> Iterator[list[BinaryIO]]:
     """Deleted temporary files in the state folder (beside the entry-id ledger);
     in memory (memfd) where the folder cannot take them."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass  # then memfd
     with ExitStack() as stack:
-        files = []
-        for number in range(count):
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                made = tempfile.TemporaryFile(dir=folder)
-            except OSError:
-                made = open(os.memfd_create(f"seedfeeds-{number}", os.MFD_CLOEXEC), "w+b")
-            files.append(stack.enter_context(made))
-        yield files
+        yield [stack.enter_context(state_file(folder) or
+                                   open(os.memfd_create(f"seedfeeds-{number}", os.MFD_CLOEXEC), "w+b"))
+               for number in range(count)]
 
 
 def _read_on_two_cores(read: Callable[[SeedFile], Read], seeds: Iterable[SeedFile], spills: Spills,

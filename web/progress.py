@@ -5,26 +5,14 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
-from typing import Iterable, Iterator, Protocol, TypeVar
+from typing import Iterable, Iterator, TypeVar
 
 import click
 
+from feeds.cold import QUIET, Steps
+
 T = TypeVar("T")
 REDRAWS = 200  # at most this many redraws per bar, however long: a redraw costs ~50 µs
-
-
-class Steps(Protocol):
-    def update(self, steps: int) -> None: ...
-
-
-class _Quiet:
-    """What `bar()` gives when stderr is no terminal: updates that do nothing."""
-
-    def update(self, steps: int) -> None:
-        pass
-
-
-QUIET = _Quiet()
 
 
 @contextmanager
