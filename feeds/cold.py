@@ -1,9 +1,10 @@
 """A cold build of the whole site on two cores, in about the memory of one process.
 
-    read     this process and a fork read half of the seed files each. Each
-             entry is serialized there, in every format, and spilled to a file
-             with its pickle; what stays in memory is a `Stub`: what the ledger,
-             the duplicate check and the catalog read, and where the entry is.
+    read     this process and a fork claim parts of the seed files in turn
+             until none is left (`Parts`). Each entry is serialized where it
+             is read, in every format, and spilled to a file with its pickle;
+             what stays in memory is a `Stub`: what the ledger, the duplicate
+             check and the catalog read, and where the entry is.
              The fork hands back its stubs and ends.
     lay out  the builder's own ledger, catalog and pages, over stubs.
     write    this process assembles each document from its head and the
@@ -57,6 +58,7 @@ from .static import SiteWriter
 from .urls import Urls
 
 _COUNT = struct.Struct("<Q")
+_PART = struct.Struct("<I")  # a part's number in the claiming pipe
 _IN_FLIGHT = 16  # documents assembled and waiting for a writing thread
 _WRITERS = 2  # threads that compress and write
 _BATCH = 32  # seeds read before their entries are serialized, one format at a time
@@ -238,9 +240,10 @@ def _temporary_files(folder: Path, count: int) -> Iterator[list[BinaryIO]]:
 
 def _read_on_two_cores(read: Callable[[SeedFile], Read], seeds: Iterable[SeedFile], spills: Spills,
                        results: BinaryIO, bar: Bar) -> list[Read]:
-    """`[read(seed) for seed in seeds]`, entries as stubs: a fork reads the first half,
-    this process the second. The fork's results and spill offsets come back pickled
-    in `results`, its progress through a shared counter.
+    """`[read(seed) for seed in seeds]`, entries as stubs: this process and a fork
+    take turns to claim the next part of the seeds (`Parts`) until none is left,
+    so that the one given more CPU reads more. The fork's results and spill
+    offsets come back pickled in `results`, its progress through a shared counter.
 
     The fork is made after the seed folder is scanned, not before: made before, it
     held 4 MiB more at 10,000 seeds. (Every page either process writes to is
@@ -250,12 +253,13 @@ def _read_on_two_cores(read: Callable[[SeedFile], Read], seeds: Iterable[SeedFil
     here alone, without a bar."""
     seeds = list(seeds)
     if len(seeds) < PARALLEL_MIN or len(os.sched_getaffinity(0)) < 2:
-        return _read_half(read, seeds, spills, 0, None)
-    half = len(seeds) // 2
-    with mmap.mmap(-1, _COUNT.size) as counter, bar("Reading seed files", len(seeds)) as steps:
+        with Parts.one(len(seeds)) as whole:
+            return [r for _, reads in _read_parts(read, seeds, whole, spills, 0, None) for r in reads]
+    with Parts(len(seeds)) as parts, mmap.mmap(-1, _COUNT.size) as counter, \
+            bar("Reading seed files", len(seeds)) as steps:
         pid = os.fork()
         if pid == 0:
-            _child(lambda: _dump((_read_half(read, seeds[:half], spills, 1, counter), spills.ends[1]), results))
+            _child(lambda: _dump((_read_parts(read, seeds, parts, spills, 1, counter), spills.ends[1]), results))
         shown = 0
 
         def show(done: int) -> None:
@@ -265,33 +269,88 @@ def _read_on_two_cores(read: Callable[[SeedFile], Read], seeds: Iterable[SeedFil
             shown = total
 
         try:
-            mine = _read_half(read, seeds[half:], spills, 0, None, show)
+            mine = _read_parts(read, seeds, parts, spills, 0, None, show)
         except BaseException:
             os.kill(pid, signal.SIGKILL)  # its work is for nothing now
             _reap(pid)
             raise
-        if not _reap(pid, lambda: show(len(mine))):
+        done = sum(len(reads) for _, reads in mine)
+        if not _reap(pid, lambda: show(done)):
             raise RuntimeError("a reading child process failed")
         results.seek(0)
         theirs, spills.ends[1] = pickle.load(results)
-        show(len(mine))
-    return theirs + mine
+        show(done)
+    by_part = dict(mine + theirs)
+    if len(by_part) != len(parts):
+        raise RuntimeError(f"{len(parts) - len(by_part)} parts of the seed files were claimed but not read")
+    return [r for number in range(len(parts)) for r in by_part[number]]
 
 
-def _read_half(read: Callable[[SeedFile], Read], seeds: list[SeedFile], spills: Spills, spill: int,
-               counter: mmap.mmap | None, show: Callable[[int], None] | None = None) -> list[Read]:
+class Parts:
+    """The seed list cut into parts that reading processes claim in turn. Their
+    numbers are queued in a pipe, 4 bytes each, before the fork; reading 4 bytes
+    claims the next (the kernel serializes reads of a pipe), end of file says none
+    is left. At most `MOST` parts: their numbers fit in any pipe (a page at least)
+    without a reader, and the parts stay whole batches of `_BATCH` seeds where
+    they can."""
+
+    MOST = 1000
+
+    def __init__(self, count: int, size: int | None = None) -> None:
+        batches = -(-count // _BATCH)  # rounded up, as below
+        self.size = size or max(1, -(-batches // self.MOST)) * _BATCH
+        self.count = count
+        self._read_end, write_end = os.pipe()
+        try:
+            os.write(write_end, b"".join(_PART.pack(n) for n in range(len(self))))
+        finally:
+            os.close(write_end)
+
+    @classmethod
+    def one(cls, count: int) -> "Parts":
+        """All the seeds as one part, for one process."""
+        return cls(count, size=max(count, 1))
+
+    def __len__(self) -> int:
+        return -(-self.count // self.size)
+
+    def claim(self) -> range | None:
+        """The seeds of the next unclaimed part (their indexes), or None."""
+        data = os.read(self._read_end, _PART.size)
+        if not data:
+            return None
+        start = _PART.unpack(data)[0] * self.size
+        return range(start, min(start + self.size, self.count))
+
+    def close(self) -> None:
+        os.close(self._read_end)
+
+    def __enter__(self) -> "Parts":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _read_parts(read: Callable[[SeedFile], Read], seeds: list[SeedFile], parts: Parts, spills: Spills, spill: int,
+                counter: mmap.mmap | None, show: Callable[[int], None] | None = None) -> list[tuple[int, list[Read]]]:
+    """Claim parts of `seeds` and read them until none is left: [(part number, reads)]."""
     shared: dict = {}  # one object per provider, author, topic in the stubs (and in their pickle)
-    out = []
-    for start in range(0, len(seeds), _BATCH):
-        reads = [read(seed) for seed in seeds[start:start + _BATCH]]
-        stubs = spills.keep_all([entry for entry, _, _ in reads if entry is not None], spill)
-        for entry, notes, left_out in reads:
-            out.append((share_values(next(stubs), shared) if entry is not None else None, notes, left_out))
-        done = len(out)
-        if counter is not None:
-            counter[:] = _COUNT.pack(done)
-        if show is not None:
-            show(done)
+    out, done = [], 0
+    while (claimed := parts.claim()) is not None:
+        reads_of_part: list[Read] = []
+        for start in range(claimed.start, claimed.stop, _BATCH):
+            reads = [read(seed) for seed in seeds[start:min(start + _BATCH, claimed.stop)]]
+            stubs = spills.keep_all([entry for entry, _, _ in reads if entry is not None], spill)
+            for entry, notes, left_out in reads:
+                reads_of_part.append((share_values(next(stubs), shared) if entry is not None else None,
+                                      notes, left_out))
+            done += len(reads)
+            if counter is not None:
+                counter[:] = _COUNT.pack(done)
+            if show is not None:
+                show(done)
+        out.append((claimed.start // parts.size, reads_of_part))
     spills.flush(spill)
     return out
 

@@ -78,23 +78,36 @@ def test_an_empty_seed_folder_builds_empty_feeds(tmp_path):
     assert feedparser.parse((out / "feeds/all.atom").read_bytes()).entries == []
 
 
+def reading_in_parts(monkeypatch, read, part: int = 1) -> None:
+    """Make `_build_site` read through a fork even for a handful of seeds, with
+    `read` in place of `read_entry`, claiming `part` seeds at a time."""
+    from feeds import builder, cold
+
+    monkeypatch.setattr(cold, "PARALLEL_MIN", 1)
+    monkeypatch.setattr(cold, "_BATCH", part)
+    monkeypatch.setattr(builder, "read_entry", read)
+
+
 @pytest.mark.parametrize("where", ["the forked reader", "this process"])
 def test_a_failing_reader_fails_the_build_and_leaves_no_process(config_file, tmp_path, monkeypatch, where):
-    """The seeds are read by this process and a fork, half each: if either fails
-    (an error no seed should cause: out of memory, a bug), the build fails and
-    the fork is reaped (killed first if this process failed: its work is lost)."""
-    from feeds import builder, cold
+    """The seeds are read by this process and a fork: if either fails (an error
+    no seed should cause: out of memory, a bug), the build fails and the fork is
+    reaped (killed first if this process failed: its work is lost)."""
+    from feeds import builder
     from web import cli
 
-    monkeypatch.setattr(cold, "PARALLEL_MIN", 1)  # fork for these five seeds too
     parent, read = os.getpid(), builder.read_entry
 
     def failing(seed, config):
-        if (os.getpid() == parent) == (where == "this process"):
-            raise MemoryError(f"no memory left in {where}")
+        if os.getpid() != parent and where == "the forked reader":
+            raise MemoryError("no memory left in the fork")
+        if os.getpid() == parent:
+            if where == "this process":
+                raise MemoryError("no memory left in this process")
+            time.sleep(0.2)  # leave the fork parts to claim
         return read(seed, config)
 
-    monkeypatch.setattr(builder, "read_entry", failing)
+    reading_in_parts(monkeypatch, failing)
     writer = SiteWriter(tmp_path / "site")
     others = children()  # fixtures' servers may be running
     expected = (MemoryError, "no memory left") if where == "this process" else (RuntimeError, "reading child")
@@ -102,6 +115,54 @@ def test_a_failing_reader_fails_the_build_and_leaves_no_process(config_file, tmp
         cli._build_site(load_config(config_file), writer)
     writer.abort()
     assert children() == others  # no child left, not even a zombie
+
+
+def test_the_faster_reader_reads_more_and_every_seed_is_read_once(config_file, seed_dir, tmp_path, monkeypatch):
+    """The two reading processes claim parts of the seeds in turn, so one that
+    gets less CPU reads fewer; between them, each seed is read once, and the
+    files are those of a build that read them all in one process."""
+    from feeds import builder
+    from web import cli
+
+    parent, read, log = os.getpid(), builder.read_entry, tmp_path / "reads.log"
+
+    def logged(seed, config):
+        if os.getpid() == parent:
+            time.sleep(0.3)  # a slow reader: the fork claims the other parts meanwhile
+        with log.open("a") as file:
+            file.write(f"{os.getpid()} {seed.rel}\n")
+        return read(seed, config)
+
+    reading_in_parts(monkeypatch, logged)
+    writer = SiteWriter(tmp_path / "site")
+    cli._build_site(load_config(config_file), writer)
+    writer.commit()
+    lines = [line.split() for line in log.read_text().splitlines()]
+    assert sorted(rel for _, rel in lines) == sorted(p.name for p in seed_dir.glob("*.txt"))  # each once
+    by_parent = sum(pid == str(parent) for pid, _ in lines)
+    assert by_parent < len(lines) / 2  # the slow one read less
+    alone = tmp_path / "alone"
+    build(config_file, alone)  # five seeds: read in one process
+    assert files_bytes(tmp_path / "site") == files_bytes(alone)
+
+
+@pytest.mark.parametrize("count", [0, 1, 33, 32_001, 10_000_000])
+def test_the_parts_of_any_seed_list_fit_a_pipe_and_cover_it_once(count):
+    """However many seeds, their parts' numbers fit in a pipe of one page
+    before anyone reads it (the queue is filled before the fork), and the
+    parts, claimed one by one, cover every seed once, in order."""
+    from feeds.cold import Parts
+
+    with Parts(count) as parts:
+        assert len(parts) * 4 <= 4096
+        claimed = []
+        while (part := parts.claim()) is not None:
+            claimed.append(part)
+    assert [index for part in claimed for index in part] == list(range(count))
+
+
+def files_bytes(out: Path) -> dict[str, bytes]:
+    return {name: (out / name).read_bytes() for name in files(out)}
 
 
 def test_rebuild_rewrites_only_changed_files(config_file, seed_dir, tmp_path):
