@@ -264,6 +264,10 @@ class Builder:
         with spill or nullcontext():
             yield spill
 
+    def may_renumber(self, entry: Entry) -> bool:
+        """Whether the ledger could publish `entry`, as read, under another id."""
+        return self._ledger.may_renumber(entry.file, entry.id)
+
     def _read_all(self, files: list[SeedFile], unlisted: tuple[str, ...] = ()) -> dict[str, _Read]:
         """A `_Read` per file: the known one if its stamp is unchanged, else a fresh read;
         and the known ones of files in folders that could not be listed this time."""

@@ -132,7 +132,9 @@ _STUB_OF = attrgetter(*(f.name for f in dataclass_fields(Stub)[:-3]))
 class Spills:
     """One spill file per reading process, made before the fork so that every
     process holds all of them; each process appends only to its own. An entry's
-    record there is its pickle, then its fragment in each of `RENDERED`; its
+    record there is its pickle (empty unless `renumbered` says the ledger may
+    give it another id: 2.5 kB an entry, a fifth of the record, and 12 us),
+    then its fragment in each of `RENDERED`; its
     offsets are in `ends[spill]`, `len(RENDERED) + 2` numbers from
     `number * (len(RENDERED) + 1)`. Writes go through the file's buffer
     (unbuffered, a write per entry cost a cold build at 10,000 seeds 0.6 s,
@@ -140,9 +142,10 @@ class Spills:
 
     _PARTS = len(RENDERED) + 1
 
-    def __init__(self, files: list[BinaryIO], topics_stem: str) -> None:
+    def __init__(self, files: list[BinaryIO], topics_stem: str, renumbered: Callable[[Entry], bool]) -> None:
         self.files = files
         self.topics_stem = topics_stem
+        self.renumbered = renumbered
         self.ends = [array("Q", [0]) for _ in files]
 
     def keep_all(self, entries: list[Entry], spill: int) -> Iterator[Stub]:
@@ -151,7 +154,8 @@ class Spills:
         ends = self.ends[spill]
         file = self.files[spill]
         first = (len(ends) - 1) // self._PARTS
-        parts = [[pickle.dumps(entry, pickle.HIGHEST_PROTOCOL) for entry in entries],
+        parts = [[pickle.dumps(entry, pickle.HIGHEST_PROTOCOL) if self.renumbered(entry) else b""
+                  for entry in entries],
                  *([serialize(entry, fmt, self.topics_stem) for entry in entries] for fmt in RENDERED)]
         end = ends[-1]
         for index in range(len(entries)):
@@ -179,7 +183,11 @@ class Spills:
 
     def entry(self, stub: Stub) -> Entry:
         """The stub's entry, under the stub's id."""
-        entry = pickle.loads(self._part(stub, 0))
+        kept = self._part(stub, 0)
+        if not kept:
+            raise RuntimeError(f"{stub.file}: entry not kept, yet the ledger gives it the id {stub.id!r}"
+                               " (Ledger.may_renumber said it could not)")
+        entry = pickle.loads(kept)
         return entry if entry.id == stub.id else replace(entry, id=stub.id)
 
     def _part(self, stub: Stub, part: int) -> bytes:
@@ -199,9 +207,10 @@ def build_site(config: Config, writer: SiteWriter, bar: Bar = no_bar) -> Snapsho
     gc.collect()
     gc.freeze()  # alive now, so shared with the fork: its collections never touch it
     with _temporary_files(config.state_path, 3) as (mine, theirs, results):
-        spills = Spills([mine, theirs], Urls(config.base_url).feed_stem("topics/"))
-        read_map = partial(_read_on_two_cores, spills=spills, results=results, bar=bar)
-        summary = Builder(config, read_map=read_map, parallel_min=1).summarize()
+        builder = Builder(config, parallel_min=1)
+        spills = Spills([mine, theirs], Urls(config.base_url).feed_stem("topics/"), builder.may_renumber)
+        builder.read_map = partial(_read_on_two_cores, spills=spills, results=results, bar=bar)
+        summary = builder.summarize()
         gc.collect()
         gc.freeze()
         _write_in_threads(summary, spills, writer, bar)

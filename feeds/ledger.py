@@ -64,6 +64,17 @@ class Ledger:
         self._save(new_urls, new_files, gone)
         return ids
 
+    def may_renumber(self, file: str, canonical: str) -> bool:
+        """Whether `assign` could give the entry of `file` an id other than its
+        canonical URL, whatever the other files' URLs: that URL was published
+        under another id, or the file under another URL or id. (Only then does a
+        cold build keep the whole entry, to serialize it again under that id.)"""
+        entry_id = self.by_url.get(canonical)
+        if entry_id is not None:
+            return entry_id != canonical
+        before = self.by_file.get(file)
+        return before is not None and before != (canonical, canonical)
+
     def _save(self, urls: dict[str, str], files: dict[str, tuple[str, str]], gone: list[str]) -> None:
         self.by_url.update(urls)
         self.by_file.update(files)

@@ -110,3 +110,25 @@ def test_seed_file_names_match_the_globs_as_fnmatch_says(globs, name):
     from feeds.records import name_matcher
 
     assert bool(name_matcher(globs)(name)) == any(fnmatch.fnmatchcase(name, g) for g in globs)
+
+
+FILES = st.sampled_from(["a.txt", "b.txt", "c.txt", "d.txt"])
+URLS = st.sampled_from(["https://x.test/1", "https://x.test/2", "https://x.test/3", "https://x.test/4"])
+ROUNDS = st.lists(st.dictionaries(FILES, URLS, max_size=4), min_size=1, max_size=6)
+
+
+@given(rounds=ROUNDS)
+@settings(max_examples=500, deadline=None)
+def test_an_entry_the_ledger_cannot_renumber_keeps_its_url_as_id(rounds):
+    """A cold build keeps a whole entry (to serialize it again) only when
+    `Ledger.may_renumber` says so: after any history of builds (files whose
+    URLs were corrected, swapped, removed, added again), an entry it says no to
+    publishes under its canonical URL."""
+    from feeds.ledger import Ledger
+
+    ledger = Ledger()
+    for urls in rounds:
+        unsure = {file: ledger.may_renumber(file, url) for file, url in urls.items()}
+        ids = ledger.assign(urls)
+        for file, url in urls.items():
+            assert unsure[file] or ids[file] == url, (file, url, ids)
