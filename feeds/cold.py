@@ -2,8 +2,8 @@
 
     read     this process and a fork claim parts of the seed files in turn
              until none is left (`Parts`). Each entry is serialized where it
-             is read, in every format, and spilled to a file with its pickle;
-             what stays in memory is a `Stub`: what the ledger, the duplicate
+             is read, in every format, and spilled to a file (with its pickle
+             if the ledger may give it another id); what stays in memory is a `Stub`: what the ledger, the duplicate
              check and the catalog read, and where the entry is.
              The fork hands back its stubs and ends.
     lay out  the builder's own ledger, catalog and pages, over stubs.
@@ -22,8 +22,9 @@ Whatever both processes use is imported and warmed before the fork, so they
 share it rather than each loading its own.
 
 The bytes are the builder's: fragments come from `serialize`, bodies from
-`render_body`, gzip bodies from `compress`, the layout from `Builder.summarize`; an entry whose ledger id is
-not the one it was serialized under is serialized again from its pickle.
+`render_body`, gzip bodies from `compress`, the layout from `Builder.summarize`;
+an entry whose ledger id is not the one it was serialized under is serialized
+again from its pickle.
 """
 
 from __future__ import annotations
