@@ -3,8 +3,9 @@
     read     this process and a fork claim parts of the seed files in turn
              until none is left (`Parts`). Each entry is serialized where it
              is read, in every format, and spilled to a file (with its pickle
-             if the ledger may give it another id); what stays in memory is a `Stub`: what the ledger, the duplicate
-             check and the catalog read, and where the entry is.
+             if the ledger may give it another id); what stays in memory is
+             a `Stub`: what the ledger, the duplicate check and the catalog
+             read, and where the entry is.
              The fork hands back its stubs and ends.
     lay out  the builder's own ledger, catalog and pages, over stubs.
     write    this process assembles each document from its head and the
