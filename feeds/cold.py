@@ -55,7 +55,7 @@ from .builder import PARALLEL_MIN, RENDERED, Builder, Read, read_entry, state_fi
 from .config import Config
 from .entries import Author, Entry, Topic, share_values
 from .records import SeedFile, pickled_by_fields
-from .snapshot import Snapshot, compress, feed_paths, render_body, serialize
+from .snapshot import Snapshot, compress, feed_paths, render_body, serialize, serialize_all
 from .static import SiteWriter
 from .urls import Urls
 
@@ -158,7 +158,7 @@ class Spills:
         first = (len(ends) - 1) // self._PARTS
         parts = [[pickle.dumps(entry, pickle.HIGHEST_PROTOCOL) if self.renumbered(entry) else b""
                   for entry in entries],
-                 *([serialize(entry, fmt, self.topics_stem) for entry in entries] for fmt in RENDERED)]
+                 *serialize_all(entries, RENDERED, self.topics_stem)]
         end = ends[-1]
         for index in range(len(entries)):
             for part in parts:

@@ -10,13 +10,13 @@ import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
-from typing import BinaryIO, Callable, Counter, Mapping
+from typing import BinaryIO, Callable, Counter, Mapping, Sequence
 from urllib.parse import quote
 
 from isal import igzip, isal_zlib
 from zlib_ng import gzip_ng
 
-from .atom_rss import MEDIA_TYPES, entry_xml, render_atom, render_rss
+from .atom_rss import MEDIA_TYPES, entry_xml, entry_xml_both, render_atom, render_rss
 from .catalog import EPOCH, Feed
 from .entries import Entry
 from .fields import Diagnostic
@@ -187,6 +187,16 @@ def serialize(entry: Entry, fmt: str, topics_stem: str) -> bytes:
     if fmt == "html":
         return article_html(entry, topics_stem)
     return entry_xml(entry, fmt, topics_stem)
+
+
+def serialize_all(entries: Sequence[Entry], formats: Sequence[str], topics_stem: str) -> list[list[bytes]]:
+    """`[[serialize(entry, fmt, topics_stem) for entry in entries] for fmt in formats]`,
+    made one format after another (faster than entry by entry: each format's code
+    and data stay in the CPU's caches), but Atom and RSS together when both are
+    asked for (see `entry_xml_both`)."""
+    both = [entry_xml_both(entry, topics_stem) for entry in entries] if {"atom", "rss"} <= set(formats) else None
+    return [[pair[fmt == "rss"] for pair in both] if both is not None and fmt in ("atom", "rss")
+            else [serialize(entry, fmt, topics_stem) for entry in entries] for fmt in formats]
 
 
 def render_body(feed: Feed, fmt: str, fragments: Callable[[str], Callable[[Entry], bytes]] | None = None) -> bytes:

@@ -10,11 +10,11 @@ from collections import Counter
 
 import pytest
 
-from conftest import write_config, write_stories
+from conftest import BUNDLED_SEEDS, FIXTURE_SEEDS, write_config, write_stories
 from feeds import builder as builder_module
 from feeds.builder import Builder, with_archives
 from feeds.config import load_config
-from feeds.snapshot import Fragments, render_feed, serialize
+from feeds.snapshot import Fragments, render_feed, serialize, serialize_all
 
 FORMATS = ("atom", "rss", "json", "html")  # the feed formats, and the preview pages' articles
 
@@ -119,3 +119,22 @@ def test_without_a_writable_state_folder_fragments_wait_in_memory(documents, tmp
     feeds = {p: d.body for p, d in reference.build().documents.items() if p.startswith("/feeds/")}
     assert len(feeds) > 30
     assert {p: d.body for p, d in stranded.build().documents.items() if p.startswith("/feeds/")} == feeds
+
+
+@pytest.mark.parametrize("formats", [FORMATS, ("rss", "atom"), ("atom",), ("rss", "json"), ("html",), ()])
+def test_serializing_a_batch_gives_each_entry_the_bytes_it_gets_alone(tmp_path, formats):
+    """A cold build serializes entries in batches, Atom and RSS from one feedgen
+    entry: every fragment is still the one `serialize` makes for that entry and
+    format alone (bundled and hostile seeds: no summary, no author, no topics...)."""
+    from feeds.builder import read_entry
+    from feeds.records import scan_folder
+
+    config = load_config(write_config(tmp_path / "c.toml", FIXTURE_SEEDS))
+    seeds = [seed for root in (BUNDLED_SEEDS, FIXTURE_SEEDS) for seed in scan_folder(root, config.globs)[0]]
+    entries = [entry for entry, _, _ in (read_entry(seed, config) for seed in seeds) if entry is not None]
+    assert len(entries) > 20
+    assert {bool(e.summary) for e in entries} == {bool(e.topics) for e in entries} == {True, False}
+    stem = "https://example.com/feeds/topics/"
+    made = serialize_all(entries, formats, stem)
+    assert made == [[serialize(entry, fmt, stem) for entry in entries] for fmt in formats]
+    assert serialize_all([], formats, stem) == [[] for _ in formats]
