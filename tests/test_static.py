@@ -16,10 +16,10 @@ import feedparser
 import pytest
 
 from bench_scripts import load_bench
-from conftest import SEEDFEEDS, free_port, http_get, wait_for, write_config
+from conftest import SEEDFEEDS, free_port, http_get, wait_for, write_config, write_stories
 from feeds import build_snapshot, load_config
 from feeds.catalog import EPOCH
-from feeds.snapshot import make_document
+from feeds.snapshot import make_document, plain_body
 from feeds.static import SiteWriter
 
 NGINX = "/usr/sbin/nginx"
@@ -37,16 +37,24 @@ def files(out: Path) -> dict[str, os.stat_result]:
     return {str(p.relative_to(out)): p.stat() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
-def test_build_writes_every_document_and_its_gzip(config_file, tmp_path):
-    """Every document is written under its URL path with a .gz sibling, byte-identical to what is served."""
+@pytest.mark.parametrize("archives", [False, True])
+def test_build_writes_every_document_and_its_gzip(seed_dir, tmp_path, archives):
+    """Every document is written under its URL path with a .gz sibling, byte-identical
+    to what is served; archive pages too (seven stories, two entries a page)."""
+    if archives:
+        seed_dir = tmp_path / "stories"
+        write_stories(seed_dir, range(1, 8))
+    config_file = write_config(tmp_path / "seedfeeds.toml", seed_dir,
+                               feeds_extra="entries_per_feed = 2" if archives else "")
     out = tmp_path / "site"
     build(config_file, out)
     snapshot = build_snapshot(load_config(config_file))
     expected = {"index.html" if path == "/" else path[1:] for path in snapshot.documents}
     assert set(files(out)) == expected | {name + ".gz" for name in expected}
+    assert any("/archive/" in path for path in snapshot.documents) == archives
     for path, doc in snapshot.documents.items():
         name = "index.html" if path == "/" else path[1:]
-        assert (out / name).read_bytes() == doc.body
+        assert (out / name).read_bytes() == plain_body(doc)
         assert gzip.decompress((out / (name + ".gz")).read_bytes()) == doc.body
 
 
