@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import lru_cache
 from html import escape
 from typing import Iterable
 
@@ -145,10 +146,16 @@ def _author(provider: Provider | None) -> Author | None:
 def _topics(labels: tuple[str, ...]) -> tuple[Topic, ...]:
     topics: dict[str, Topic] = {}
     for raw in labels:
-        label = plain_text(raw)
-        if label:
-            topics.setdefault(slugify(label), Topic(label, slugify(label)))
+        topic = _topic(raw)
+        if topic:
+            topics.setdefault(topic.slug, topic)
     return tuple(topics.values())
+
+
+@lru_cache(maxsize=1024)  # a pure function of a few hundred labels, three times an entry
+def _topic(raw: str) -> Topic | None:
+    label = plain_text(raw)
+    return Topic(label, slugify(label)) if label else None
 
 
 def _first_image_url(images: tuple[Image, ...]) -> str | None:
