@@ -64,7 +64,7 @@ _COUNT = struct.Struct("<Q")
 _PART = struct.Struct("<I")  # a part's number in the claiming pipe
 _IN_FLIGHT = 16  # documents assembled and waiting for a writing thread
 _WRITERS = 2  # threads that compress and write
-_BATCH = 32  # seeds read before their entries are serialized, one format at a time
+_BATCH = 32  # seeds read before their entries are serialized (`serialize_all`: a format at a time)
 # A seed that reaches the lazy imports and caches of reading and serializing
 # (YAML, Markdown, bleach, feedgen, the templates) before the fork.
 _SAMPLE = """---

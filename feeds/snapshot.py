@@ -194,9 +194,12 @@ def serialize_all(entries: Sequence[Entry], formats: Sequence[str], topics_stem:
     made one format after another (faster than entry by entry: each format's code
     and data stay in the CPU's caches), but Atom and RSS together when both are
     asked for (see `entry_xml_both`)."""
-    both = [entry_xml_both(entry, topics_stem) for entry in entries] if {"atom", "rss"} <= set(formats) else None
-    return [[pair[fmt == "rss"] for pair in both] if both is not None and fmt in ("atom", "rss")
-            else [serialize(entry, fmt, topics_stem) for entry in entries] for fmt in formats]
+    made: dict[str, list[bytes]] = {}
+    if {"atom", "rss"} <= set(formats):
+        pairs = [entry_xml_both(entry, topics_stem) for entry in entries]
+        made = {"atom": [atom for atom, _ in pairs], "rss": [rss for _, rss in pairs]}
+    return [made[fmt] if fmt in made else [serialize(entry, fmt, topics_stem) for entry in entries]
+            for fmt in formats]
 
 
 def render_body(feed: Feed, fmt: str, fragments: Callable[[str], Callable[[Entry], bytes]] | None = None) -> bytes:
