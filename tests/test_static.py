@@ -356,3 +356,39 @@ def test_a_path_written_twice_never_writes_through_to_the_served_version(tmp_pat
         second.write("/feeds/all.atom", make_document(b"<feed>other</feed>", "application/atom+xml", EPOCH))
     second.abort()
     assert ((site / "feeds/all.atom").read_bytes(), (site / "feeds/all.atom.gz").read_bytes()) == served
+
+
+def in_page_cache(path: Path) -> bool:
+    """Whether the file's pages are all in memory, as util-linux's fincore (mincore(2))
+    sees them: looking does not bring them in, as a read would."""
+    resident = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+                              capture_output=True, text=True, check=True).stdout
+    return int(resident) >= path.stat().st_size
+
+
+def test_a_reader_asks_the_disk_for_the_files_of_its_next_part_ahead(tmp_path):
+    """Seed files not read for a while are not in memory: each reading process
+    asks the kernel for the files of the part it will read next, and they arrive
+    while it parses the current one. A file that vanished or became a FIFO since
+    the scan is skipped without waiting (its reader reports it)."""
+    from feeds.cold import _prefetch
+    from feeds.records import SeedFile
+
+    paths = []
+    for n in range(40):
+        path = tmp_path / f"{n:02d}.txt"
+        with path.open("wb") as file:
+            file.write(b"---\ntitle: x\n---\n" + b"body " * 2000)
+            file.flush()
+            os.fsync(file.fileno())
+        fd = os.open(path, os.O_RDONLY)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # clean pages: dropped from memory
+        os.close(fd)
+        paths.append(path)
+    assert not any(in_page_cache(path) for path in paths)  # the premise: these reads would wait
+    os.mkfifo(tmp_path / "fifo.txt")
+    seeds = [SeedFile(p.name, str(p), 0, 0, 0, 0) for p in [*paths, tmp_path / "fifo.txt", tmp_path / "gone.txt"]]
+    started = time.monotonic()
+    _prefetch(seeds, range(len(seeds)))
+    assert time.monotonic() - started < 5  # neither the FIFO nor the missing file held it up
+    assert wait_for(lambda: all(in_page_cache(path) for path in paths), timeout=10)
