@@ -55,7 +55,7 @@ from .builder import PARALLEL_MIN, RENDERED, Builder, Read, read_entry, state_fi
 from .catalog import Feed
 from .config import Config
 from .entries import Author, Entry, Topic, share_values
-from .records import SeedFile, pickled_by_fields
+from .records import SeedFile, pickled_by_fields, prefetch
 from .snapshot import Snapshot, compress, feed_paths, render_body, serialize, serialize_all
 from .static import SiteWriter
 from .urls import FORMATS, Urls
@@ -362,14 +362,14 @@ def _read_parts(read: Callable[[SeedFile], Read], seeds: list[SeedFile], parts: 
                 counter: mmap.mmap | None, show: Callable[[int], None] | None = None) -> list[tuple[int, list[Read]]]:
     """Claim parts of `seeds` and read them until none is left: [(part number, reads)].
     The next part is claimed before this one is read, and its files are asked of
-    the disk then (`_prefetch`): they arrive while this part's are parsed."""
+    the disk then (`prefetch`): they arrive while this part's are parsed."""
     shared: dict = {}  # one object per provider, author, topic in the stubs (and in their pickle)
     out, done = [], 0
     following = parts.claim()
-    _prefetch(seeds, following)
+    prefetch(seeds[index] for index in following or ())
     while (claimed := following) is not None:
         following = parts.claim()
-        _prefetch(seeds, following)
+        prefetch(seeds[index] for index in following or ())
         reads_of_part: list[Read] = []
         for start in range(claimed.start, claimed.stop, _BATCH):
             reads = [read(seed) for seed in seeds[start:min(start + _BATCH, claimed.stop)]]
@@ -385,29 +385,6 @@ def _read_parts(read: Callable[[SeedFile], Read], seeds: list[SeedFile], parts: 
         out.append((claimed.start // parts.size, reads_of_part))
     spills.flush(spill)
     return out
-
-
-def _prefetch(seeds: list[SeedFile], part: range | None) -> None:
-    """Ask the kernel to start reading the files of `part` into the page cache
-    (POSIX_FADV_WILLNEED), without waiting for them. A file that cannot be opened
-    is left for its reader to report; O_NONBLOCK: a file turned into a FIFO since
-    the scan does not block the opening.
-
-    Seed files left unread for a while are not in memory (the kernel evicts cold
-    page cache; on these VMs, after a few seconds): read one after the other,
-    each read waits for the disk. A 10k build took 0.2-0.5 s longer with its
-    seeds out of the page cache than with them in."""
-    for index in part or ():
-        try:
-            fd = os.open(seeds[index].path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
 
 
 def _dump(value: object, file: BinaryIO) -> None:

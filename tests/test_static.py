@@ -366,13 +366,12 @@ def in_page_cache(path: Path) -> bool:
     return int(resident) >= path.stat().st_size
 
 
-def test_a_reader_asks_the_disk_for_the_files_of_its_next_part_ahead(tmp_path):
-    """Seed files not read for a while are not in memory: each reading process
-    asks the kernel for the files of the part it will read next, and they arrive
-    while it parses the current one. A file that vanished or became a FIFO since
-    the scan is skipped without waiting (its reader reports it)."""
-    from feeds.cold import _prefetch
-    from feeds.records import SeedFile
+def test_prefetching_brings_seed_files_into_memory_without_waiting(tmp_path):
+    """Seed files not read for a while are not in memory: a build asks the kernel
+    for files it will read soon (a cold build's reader, those of its next part),
+    and they arrive while it parses others. A file that vanished or became a FIFO
+    since the scan is skipped without waiting (its reader reports it)."""
+    from feeds.records import SeedFile, prefetch
 
     paths = []
     for n in range(40):
@@ -389,6 +388,6 @@ def test_a_reader_asks_the_disk_for_the_files_of_its_next_part_ahead(tmp_path):
     os.mkfifo(tmp_path / "fifo.txt")
     seeds = [SeedFile(p.name, str(p), 0, 0, 0, 0) for p in [*paths, tmp_path / "fifo.txt", tmp_path / "gone.txt"]]
     started = time.monotonic()
-    _prefetch(seeds, range(len(seeds)))
+    prefetch(seeds)
     assert time.monotonic() - started < 5  # neither the FIFO nor the missing file held it up
     assert wait_for(lambda: all(in_page_cache(path) for path in paths), timeout=10)
