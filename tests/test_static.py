@@ -112,7 +112,7 @@ def test_a_failing_reader_fails_the_build_and_leaves_no_process(config_file, tmp
         if os.getpid() == parent:
             if where == "this process":
                 raise MemoryError("no memory left in this process")
-            time.sleep(0.2)  # leave the fork parts to claim
+            time.sleep(0.5)  # leave the fork parts to claim (this process holds two: the next is claimed ahead)
         return read(seed, config)
 
     reading_in_parts(monkeypatch, failing)
@@ -136,7 +136,7 @@ def test_the_faster_reader_reads_more_and_every_seed_is_read_once(config_file, s
 
     def logged(seed, config):
         if os.getpid() == parent:
-            time.sleep(0.3)  # a slow reader: the fork claims the other parts meanwhile
+            time.sleep(0.5)  # a slow reader: the fork claims the other parts meanwhile
         with log.open("a") as file:
             file.write(f"{os.getpid()} {seed.rel}\n")
         return read(seed, config)
