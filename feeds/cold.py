@@ -58,7 +58,7 @@ from .entries import Author, Entry, Topic, share_values
 from .records import SeedFile, pickled_by_fields, prefetch
 from .snapshot import Snapshot, compress, feed_paths, render_body, serialize, serialize_all
 from .static import SiteWriter
-from .urls import FORMATS, Urls
+from .urls import FORMATS
 
 _COUNT = struct.Struct("<Q")
 _PART = struct.Struct("<I")  # a part's number in the claiming pipe
@@ -137,9 +137,8 @@ class Spills:
     process holds all of them; each process appends only to its own. An entry's
     record there is its pickle (empty unless `renumbered` says the ledger may
     give it another id: 2.5 kB an entry, a fifth of the record, and 12 us),
-    then its fragment in each of `RENDERED`; its
-    offsets are in `ends[spill]`, `len(RENDERED) + 2` numbers from
-    `number * (len(RENDERED) + 1)`. Writes go through the file's buffer
+    then its fragment in each of `RENDERED`; its offsets are in `ends[spill]`,
+    `len(RENDERED) + 2` numbers from `number * (len(RENDERED) + 1)`. Writes go through the file's buffer
     (unbuffered, a write per entry cost a cold build at 10,000 seeds 0.6 s,
     most of it in the kernel's writeback)."""
 
@@ -153,7 +152,7 @@ class Spills:
 
     def keep_all(self, entries: list[Entry], spill: int) -> Iterator[Stub]:
         """Spill the entries and their fragments to file number `spill`; their stubs.
-        The batch is serialized one format at a time (see `_BATCH`)."""
+        The batch is serialized by `serialize_all` (see `_BATCH`)."""
         ends = self.ends[spill]
         file = self.files[spill]
         first = (len(ends) - 1) // self._PARTS
@@ -225,7 +224,7 @@ def build_site(config: Config, writer: SiteWriter, bar: Bar = no_bar) -> Snapsho
     gc.freeze()  # alive now, so shared with the fork: its collections never touch it
     with _temporary_files(config.state_path, 3) as (mine, theirs, results):
         builder = Builder(config, parallel_min=1)
-        spills = Spills([mine, theirs], Urls(config.base_url).feed_stem("topics/"), builder.may_renumber)
+        spills = Spills([mine, theirs], builder.urls.feed_stem("topics/"), builder.may_renumber)
         builder.read_map = partial(_read_on_two_cores, spills=spills, results=results, bar=bar)
         summary = builder.summarize()
         gc.collect()
@@ -245,8 +244,7 @@ def _warm(config: Config) -> None:
     except OSError:
         return  # no temp folder: each process loads what it needs itself
     if entry is not None:
-        for fmt in RENDERED:
-            serialize(entry, fmt, "https://example.com/feeds/topics/")
+        serialize_all([entry], RENDERED, "https://example.com/feeds/topics/")
         pickle.loads(pickle.dumps(entry, pickle.HIGHEST_PROTOCOL))
 
 
@@ -279,8 +277,8 @@ def _read_on_two_cores(read: Callable[[SeedFile], Read], seeds: Iterable[SeedFil
     here alone, without a bar."""
     seeds = list(seeds)
     if len(seeds) < PARALLEL_MIN or len(os.sched_getaffinity(0)) < 2:
-        with Parts.one(len(seeds)) as whole:
-            return [r for _, reads in _read_parts(read, seeds, whole, spills, 0, None) for r in reads]
+        with Parts(len(seeds)) as parts:
+            return [r for _, reads in _read_parts(read, seeds, parts, spills, 0, None) for r in reads]
     with Parts(len(seeds)) as parts, mmap.mmap(-1, _COUNT.size) as counter, \
             bar("Reading seed files", len(seeds)) as steps:
         pid = os.fork()
@@ -322,20 +320,15 @@ class Parts:
 
     MOST = 1000
 
-    def __init__(self, count: int, size: int | None = None) -> None:
+    def __init__(self, count: int) -> None:
         batches = -(-count // _BATCH)  # rounded up, as below
-        self.size = size or max(1, -(-batches // self.MOST)) * _BATCH
+        self.size = max(1, -(-batches // self.MOST)) * _BATCH
         self.count = count
         self._read_end, write_end = os.pipe()
         try:
             os.write(write_end, b"".join(_PART.pack(n) for n in range(len(self))))
         finally:
             os.close(write_end)
-
-    @classmethod
-    def one(cls, count: int) -> "Parts":
-        """All the seeds as one part, for one process."""
-        return cls(count, size=max(count, 1))
 
     def __len__(self) -> int:
         return -(-self.count // self.size)

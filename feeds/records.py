@@ -49,7 +49,8 @@ class SeedFile(NamedTuple):
 def pickled_by_fields(cls: type) -> type:
     """A frozen slotted dataclass pickled as its constructor's arguments. Its own
     pickling (dataclasses' __getstate__/__setstate__ for slots) looks up the fields
-    on every call: unpickling an entry took 3x longer (`feeds.cold` pickles each)."""
+    on every call: unpickling an entry took 3x longer (`feeds.cold` pickles stubs,
+    and entries the ledger may renumber)."""
     values = attrgetter(*(f.name for f in dataclass_fields(cls)))
 
     def __reduce__(self):
