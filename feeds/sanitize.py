@@ -23,6 +23,7 @@ ALLOWED_TAGS = frozenset({
 })
 ALLOWED_ATTRIBUTES = {"a": ["href", "title"], "img": ["src", "alt", "width", "height"]}
 LINK_SCHEMES = ("http", "https", "mailto")
+MAX_IMAGE_SIZE = 10_000  # pixels, for an image's width or height
 IMAGE_SCHEMES = ("http", "https")
 
 # Characters XML 1.0 forbids (https://www.w3.org/TR/xml/#charsets), C1 controls, and
@@ -70,11 +71,31 @@ if TYPE_CHECKING:
     import bleach
 
 
+def _image_size(value: str) -> str | None:
+    """An image's width or height as HTML has it (a whole number of CSS pixels,
+    https://html.spec.whatwg.org/#dimension-attributes), or None: "100%", "-5",
+    "4e3" and sizes over MAX_IMAGE_SIZE (a box no reader should lay out) go."""
+    digits = value.strip(" \t\n\f\r")
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 6:
+        return None
+    size = int(digits)
+    return str(size) if 0 < size <= MAX_IMAGE_SIZE else None
+
+
 def _absolute_urls(token_stream: Iterator[dict]) -> Iterator[dict]:
-    """Resolves relative href/src against the article URL; drops what is not http(s)."""
+    """Resolves relative href/src against the article URL; drops what is not http(s),
+    and image sizes that are not a whole number of pixels (`_image_size`)."""
     base = _base_url.get()
     for token in token_stream:
         if token["type"] in ("StartTag", "EmptyTag") and token["name"] in ("a", "img"):
+            if token["name"] == "img":
+                for attr in ((None, "width"), (None, "height")):
+                    if attr in token["data"]:
+                        size = _image_size(token["data"][attr])
+                        if size is None:
+                            del token["data"][attr]
+                        else:
+                            token["data"][attr] = size
             attr, schemes = ((None, "href"), LINK_SCHEMES) if token["name"] == "a" else ((None, "src"), IMAGE_SCHEMES)
             raw = token["data"].get(attr)
             url = http_url(raw, base, schemes) if raw is not None else None

@@ -86,6 +86,22 @@ def test_hidden_elements_go_with_their_text():
     assert clean_html("<p>a<style>x</style>b<script>kept as text</p>") == "<p>abkept as text</p>"
 
 
+IMAGE_SIZES = {  # width or height as the body gives it -> as the feed gives it (None: dropped)
+    "300": "300", " 040\n": "40", "10000": "10000",
+    "100%": None, "-5": None, "0": None, "4e3": None, "12px": None, "10001": None,
+    "99999999999": None, "\u0661\u0662": None, "": None,
+}
+
+
+@pytest.mark.parametrize(("given", "kept"), IMAGE_SIZES.items(), ids=[repr(k) for k in IMAGE_SIZES])
+def test_an_image_keeps_only_a_width_and_height_in_whole_pixels(given, kept):
+    """A hostile size ("99999999999", "100%") would have a reader lay out a box of
+    any size; only whole pixels from 1 to MAX_IMAGE_SIZE are kept."""
+    cleaned = clean_html(f'<p><img src="/a.png" width="{given}" height="{given}" alt="A"></p>', "https://news.example/")
+    size = f' width="{kept}" height="{kept}"' if kept else ""
+    assert cleaned == f'<p><img src="https://news.example/a.png"{size} alt="A"></p>'
+
+
 @pytest.mark.parametrize("hostile", ["<script>" * 40_000 + "</script>", "<script>" * 40_000, "<script " * 40_000],
                          ids=["openers then a closer", "openers", "openers with no >"])
 def test_hostile_markup_is_cleaned_in_linear_time(hostile):
