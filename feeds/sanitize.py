@@ -82,30 +82,39 @@ def _image_size(value: str) -> str | None:
     return str(size) if 0 < size <= MAX_IMAGE_SIZE else None
 
 
-def _absolute_urls(token_stream: Iterator[dict]) -> Iterator[dict]:
-    """Resolves relative href/src against the article URL; drops what is not http(s),
-    and image sizes that are not a whole number of pixels (`_image_size`)."""
+def _checked_links_and_images(token_stream: Iterator[dict]) -> Iterator[dict]:
+    """The tokens, each link and image checked by `_link_or_image`."""
     base = _base_url.get()
     for token in token_stream:
         if token["type"] in ("StartTag", "EmptyTag") and token["name"] in ("a", "img"):
-            if token["name"] == "img":
-                for attr in ((None, "width"), (None, "height")):
-                    if attr in token["data"]:
-                        size = _image_size(token["data"][attr])
-                        if size is None:
-                            del token["data"][attr]
-                        else:
-                            token["data"][attr] = size
-            attr, schemes = ((None, "href"), LINK_SCHEMES) if token["name"] == "a" else ((None, "src"), IMAGE_SCHEMES)
-            raw = token["data"].get(attr)
-            url = http_url(raw, base, schemes) if raw is not None else None
-            if url is None and token["name"] == "img":
-                continue  # an image with no safe source is nothing
-            if url is None:
-                token["data"].pop(attr, None)
-            else:
-                token["data"][attr] = url
+            token = _link_or_image(token, base)
+            if token is None:
+                continue
         yield token
+
+
+def _link_or_image(token: dict, base: str | None) -> dict | None:
+    """A link's or image's start tag with its URL resolved against the article URL
+    and made an absolute http(s) one (mailto too for links): a link with no such URL
+    loses its href; an image with none is dropped (None). An image keeps its width
+    and height only as whole pixels (`_image_size`)."""
+    data = token["data"]
+    if token["name"] == "img":
+        for attr in ((None, "width"), (None, "height")):
+            size = _image_size(data[attr]) if attr in data else None
+            if size is None:
+                data.pop(attr, None)
+            else:
+                data[attr] = size
+    attr, schemes = ((None, "href"), LINK_SCHEMES) if token["name"] == "a" else ((None, "src"), IMAGE_SCHEMES)
+    url = http_url(data[attr], base, schemes) if attr in data else None
+    if url is None and token["name"] == "img":
+        return None
+    if url is None:
+        data.pop(attr, None)
+    else:
+        data[attr] = url
+    return token
 
 
 def _cleaners() -> tuple["bleach.Cleaner", "bleach.Cleaner"]:
@@ -113,14 +122,14 @@ def _cleaners() -> tuple["bleach.Cleaner", "bleach.Cleaner"]:
         import bleach
         from bleach.html5lib_shim import Filter
 
-        class AbsoluteUrls(Filter):
+        class LinksAndImages(Filter):
             def __iter__(self) -> Iterator[dict]:
-                return _absolute_urls(super().__iter__())
+                return _checked_links_and_images(super().__iter__())
 
         _local.cleaners = (
             bleach.Cleaner(tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
                            protocols=LINK_SCHEMES, strip=True, strip_comments=True,
-                           filters=[AbsoluteUrls]),
+                           filters=[LinksAndImages]),
             bleach.Cleaner(tags=set(), attributes={}, strip=True, strip_comments=True),
         )
     return _local.cleaners
