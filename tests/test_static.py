@@ -325,6 +325,69 @@ def test_a_failing_write_fails_the_build_and_leaves_no_process(config_file, tmp_
     assert state() == before  # the previous version, untouched
 
 
+def test_this_thread_writes_when_the_writing_thread_is_behind(tmp_path, monkeypatch):
+    """The assembling thread queues each document for the writing thread, and when
+    `_IN_FLIGHT` wait, gzips and writes the next one itself: with a slow writing
+    thread, both write, and every document is written once, as it is served."""
+    from feeds import cold
+    from web import cli
+
+    seed_dir = tmp_path / "stories"
+    write_stories(seed_dir, range(1, 8))
+    config_file = write_config(tmp_path / "seedfeeds.toml", seed_dir, feeds_extra="entries_per_feed = 2")
+    writers: dict[str, list[str]] = {}
+    write = SiteWriter.write_bodies
+
+    def recorded(self, path, body, gzip_body):
+        name = threading.current_thread().name
+        if name != "MainThread":
+            time.sleep(0.01)  # the writing thread falls behind
+        writers.setdefault(name, []).append(path)
+        write(self, path, body, gzip_body)
+
+    monkeypatch.setattr(SiteWriter, "write_bodies", recorded)
+    monkeypatch.setattr(cold, "_IN_FLIGHT", 2)
+    out = tmp_path / "site"
+    writer = SiteWriter(out)
+    cli._build_site(load_config(config_file), writer)
+    writer.commit()
+    assert set(writers) == {"MainThread", "seedfeeds-writer"}
+    assert any(path.startswith("/feeds/") for path in writers["MainThread"])  # not only the pages written last
+    written = [path for paths in writers.values() for path in paths]
+    assert len(written) == len(set(written))
+    snapshot = build_snapshot(load_config(config_file))
+    assert set(written) == set(snapshot.documents)
+    for path, doc in snapshot.documents.items():
+        name = "index.html" if path == "/" else path[1:]
+        assert (out / name).read_bytes() == plain_body(doc)
+        assert gzip.decompress((out / (name + ".gz")).read_bytes()) == doc.body
+
+
+def test_a_write_failing_in_the_assembling_thread_fails_the_build_and_leaves_no_thread(config_file, tmp_path,
+                                                                                       monkeypatch):
+    """When the assembling thread writes a document itself and that fails, the
+    build fails with its error, and the writing thread has ended."""
+    from feeds import cold
+    from web import cli
+
+    write = SiteWriter.write_bodies
+
+    def failing_here(self, path, body, gzip_body):
+        if threading.current_thread() is threading.main_thread():
+            raise OSError(f"disk full while writing {path}")
+        time.sleep(0.01)
+        write(self, path, body, gzip_body)
+
+    monkeypatch.setattr(SiteWriter, "write_bodies", failing_here)
+    monkeypatch.setattr(cold, "_IN_FLIGHT", 1)
+    writer = SiteWriter(tmp_path / "site")
+    threads = threading.active_count()
+    with pytest.raises(OSError, match="disk full while writing /feeds/"):
+        cli._build_site(load_config(config_file), writer)
+    writer.abort()
+    assert threading.active_count() == threads
+
+
 def children() -> set[int]:
     """This process's children, zombies included (listed until reaped)."""
     return set(load_bench("procs").children(os.getpid()))
