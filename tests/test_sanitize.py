@@ -87,7 +87,7 @@ def test_hidden_elements_go_with_their_text():
 
 
 IMAGE_SIZES = {  # width or height as the body gives it -> as the feed gives it (None: dropped)
-    "300": "300", " 040\n": "40", "10000": "10000",
+    "300": "300", " 040\n": "40", "0000000000000300": "300", "10000": "10000",
     "100%": None, "-5": None, "0": None, "4e3": None, "12px": None, "10001": None,
     "99999999999": None, "\u0661\u0662": None, "": None,
 }
