@@ -181,7 +181,7 @@ class Builder:
         in one format (or "html": each feed's preview page), as (path, document). An
         entry in several documents is serialized once and held until its last use."""
         feeds = tuple(feed for feed in summary.feeds.values() if feed.kind in kinds)
-        documents = self._render_format(feeds if fmt == "html" else with_archives(feeds), fmt, {})
+        documents = self._render_format(documents_in(feeds, fmt), fmt, {})
         for path, _, doc in documents:
             yield path, doc
 
@@ -231,8 +231,7 @@ class Builder:
         its previous document."""
         rendered: dict[str, tuple[Feed, Document]] = {}
         for fmt in RENDERED:
-            for path, feed, doc in self._render_format(feeds if fmt == "html" else with_archives(feeds),
-                                                       fmt, self._rendered):
+            for path, feed, doc in self._render_format(documents_in(feeds, fmt), fmt, self._rendered):
                 rendered[path] = (feed, doc)
         self._rendered = rendered
         return {path: doc for path, (_, doc) in rendered.items()}
@@ -329,6 +328,16 @@ def state_file(folder: Path) -> BinaryIO | None:
 def with_archives(feeds: tuple[Feed, ...]) -> tuple[Feed, ...]:
     """Every feed followed by its archive pages: all the documents to render."""
     return tuple(document for feed in feeds for document in (feed, *archive_pages(feed)))
+
+
+def formats_of(document: Feed) -> tuple[str, ...]:
+    """What a document is rendered in: every format, and a preview page unless it is an archive page."""
+    return RENDERED if document.page is None else FORMATS
+
+
+def documents_in(feeds: tuple[Feed, ...], fmt: str) -> tuple[Feed, ...]:
+    """The feeds and their archive pages that are rendered in `fmt` (`formats_of`)."""
+    return tuple(document for document in with_archives(feeds) if fmt in formats_of(document))
 
 
 def _stamp(seed: SeedFile) -> tuple[int, int, int, int]:

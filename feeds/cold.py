@@ -51,14 +51,12 @@ from operator import attrgetter
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator, Protocol
 
-from .builder import PARALLEL_MIN, RENDERED, Builder, Read, read_entry, state_file, with_archives
-from .catalog import Feed
+from .builder import PARALLEL_MIN, RENDERED, Builder, Read, formats_of, read_entry, state_file, with_archives
 from .config import Config
 from .entries import Author, Entry, Topic, share_values
 from .records import SeedFile, pickled_by_fields, prefetch
 from .snapshot import Snapshot, compress, feed_paths, render_body, serialize, serialize_all
 from .static import SiteWriter
-from .urls import FORMATS
 
 _COUNT = struct.Struct("<Q")
 _PART = struct.Struct("<I")  # a part's number in the claiming pipe
@@ -412,10 +410,10 @@ def _write_in_threads(summary: Snapshot, spills: Spills, writer: SiteWriter, bar
     worker.start()
     try:
         documents = with_archives(tuple(summary.feeds.values()))
-        length = sum(len(_formats(feed)) for feed in documents)
+        length = sum(len(formats_of(feed)) for feed in documents)
         with bar("Rendering feeds", length) as steps:
             for feed in documents:
-                formats = _formats(feed)
+                formats = formats_of(feed)
                 fragments = spills.of(feed.entries, formats)
                 for fmt in formats:
                     if failed:
@@ -436,11 +434,6 @@ def _write_in_threads(summary: Snapshot, spills: Spills, writer: SiteWriter, bar
         worker.join()
     if failed:
         raise failed[0]
-
-
-def _formats(feed: Feed) -> tuple[str, ...]:
-    """What a document is rendered in: every format, and a preview page unless it is an archive page."""
-    return RENDERED if feed.page is None else FORMATS
 
 
 def _child(work: Callable[[], None]) -> None:
